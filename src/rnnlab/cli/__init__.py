@@ -1,0 +1,66 @@
+"""The ``rnnlab`` command line: argument parsing and error reporting only.
+
+Each subcommand lives in its own module of this package and exposes ``register(subparsers)``,
+which adds its parser and sets ``func`` to a callable taking the parsed namespace and returning an
+exit code. Library errors a user can act on (:class:`ValueError`, :class:`FileNotFoundError`,
+:class:`rnnlab.errors.RnnlabError`) become one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rnnlab import __version__
+from rnnlab.cli._parser import OneLineArgumentParser
+from rnnlab.errors import RnnlabError
+
+# Subcommand modules, in the order `rnnlab --help` lists them. A module that is not present
+# (a capability not built yet) is skipped.
+SUBCOMMANDS = ("lecture", "train", "evaluate", "generate", "tasks", "diagnose", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every available subcommand registered."""
+    parser = OneLineArgumentParser(
+        prog="rnnlab",
+        description=(
+            "Recurrent neural networks as the lecture writes them: vanilla RNN, LSTM and GRU "
+            "layers, gradient diagnostics, training, and the lecture's claims as experiments."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"rnnlab.cli.{name.replace('-', '_')}")
+        except ModuleNotFoundError as error:
+            if error.name == f"rnnlab.cli.{name}":
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rnnlab`` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted", file=sys.stderr)
+        return 130
+    except (RnnlabError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"rnnlab {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Exceptions that carry a message a user can act on (the CLI prints them as one line)."""
+
+
+class RnnlabError(Exception):
+    """Base class of rnnlab's own errors."""
+
+
+class DataError(RnnlabError, ValueError):
+    """A data file or data option is unusable (missing column, empty file, not UTF-8, ...)."""
+
+
+class CheckpointError(RnnlabError, ValueError):
+    """A checkpoint or run directory is missing, corrupted, or not one of rnnlab's."""
+
+
+class TrainingDiverged(RnnlabError):
+    """Training kept producing NaN/Inf after the allowed number of rollbacks."""
