@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
-    except (RnnlabError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    except (RnnlabError, ValueError, OSError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"rnnlab {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -1,0 +1,76 @@
+"""Implementations of one recurrent layer direction, and the ONE place that chooses between them.
+
+- ``"reference"``: the plain step loop differentiated by autograd (:mod:`.reference`); ground truth.
+- ``"torch"``: torch's fused kernels, with lengths handled on the padded batch (:mod:`.fused`).
+- ``"bptt"``: hand-written backpropagation through time for recurrences torch has no kernel for,
+  the lecture's GRU and the linear RNN (:mod:`.bptt`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+from torch.nn import functional as F
+
+from rnnlab.nn.kernels import fused, reference
+from rnnlab.nn.kernels.bptt import ElmanFunction, LectureGRUFunction
+from rnnlab.nn.kernels.weights import DirectionWeights
+
+IMPLEMENTATIONS = ("auto", "reference", "fused")
+
+
+def select_implementation(mode: str, reset_after: bool, impl: str, hooked: bool) -> str:
+    """Decide which implementation runs a layer: ``"reference"``, ``"torch"`` or ``"bptt"``.
+
+    ``impl`` is the user's request (``"auto"``, ``"reference"``, ``"fused"``); a state hook needs
+    every step's hidden state, which only the reference loop exposes, so it forces the reference.
+    """
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+    if hooked:
+        if impl == "fused":
+            raise ValueError("a state_hook needs impl='reference' or 'auto' (fused kernels hide "
+                             "the per-step states)")
+        return "reference"
+    if impl == "reference":
+        return "reference"
+    if mode == "RNN_LINEAR" or (mode == "GRU" and not reset_after):
+        return "bptt"
+    return "torch"
+
+
+def run_direction(
+    kind: str,
+    mode: str,
+    reset_after: bool,
+    input: Tensor,
+    hidden: Tensor,
+    cell: Tensor | None,
+    weights: DirectionWeights,
+    lengths: Tensor | None,
+    mask: Tensor | None,
+    hook: Callable[[int, Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run one direction of one layer with the implementation ``kind``.
+
+    input (T, B, I) in processing order; hidden/cell (B, H); lengths (B,) with the boolean mask
+    (T, B, 1), or None. Returns output (T, B, H) (zero past each end), final hidden and cell (B, H).
+    """
+    if kind == "reference":
+        return reference.run_direction(mode, reset_after, input, hidden, cell, weights, mask, hook)
+    if kind == "torch":
+        return fused.run_direction(mode, input, hidden, cell, weights, lengths, mask)
+    projection = F.linear(input, weights.weight_ih, weights.bias_ih)  # (T, B, G·H)
+    if mode == "GRU":
+        output, hidden = LectureGRUFunction.apply(
+            projection, hidden, weights.weight_hh, weights.bias_hh, mask
+        )
+    else:
+        output, hidden = ElmanFunction.apply(
+            projection, hidden, weights.weight_hh, weights.bias_hh, mask, mode[4:].lower()
+        )
+    return output, hidden, None
+
+
+__all__ = ["IMPLEMENTATIONS", "DirectionWeights", "run_direction", "select_implementation"]

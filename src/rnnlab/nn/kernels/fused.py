@@ -1,0 +1,101 @@
+"""torch's own fused recurrent kernels (oneDNN / native on CPU, cuDNN on GPU), called per stack,
+per layer, or per direction, and made to handle variable lengths WITHOUT torch's packed path.
+
+Variable lengths on a padded batch:
+- The forward direction of a padded batch is already right at valid steps (a step only sees
+  the past); outputs past each end are zeroed, and the final hidden state is read at each
+  sequence's last valid step.
+- The backward direction runs on the batch with each sequence reversed within its own length, so
+  it starts at that sequence's last valid step; the result is reversed back the same way.
+- An LSTM's final *cell* state is not in the output. We freeze it past each sequence's end: the
+  input gets one extra feature, 1 at padded steps and 0 elsewhere, whose weight is −BIG for the
+  input gate and +BIG for the forget gate. At valid steps it adds exactly 0; at padded steps
+  σ(±BIG) is exactly 0 and 1 in floating point, so c_t = 1·c_{t−1} + 0·c̃ and no gradient flows
+  through those gates. The cell state after the last padded step is then the one at each
+  sequence's last valid step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import _VF, Tensor
+
+from rnnlab.nn.kernels.sequence import last_valid
+from rnnlab.nn.kernels.weights import DirectionWeights
+
+# Saturates the sigmoid exactly in float16/bfloat16/float32/float64 and fits in float16.
+_SATURATE = 3.0e4
+
+_KERNELS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "GRU": _VF.gru}
+
+
+def run_stack(
+    mode: str,
+    input: Tensor,
+    hidden: Tensor,
+    cell: Tensor | None,
+    flat_weights: list[Tensor],
+    has_bias: bool,
+    num_layers: int,
+    dropout: float,
+    training: bool,
+    bidirectional: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One call of torch's kernel for a whole stack (exactly torch.nn's own path).
+
+    input (T, B, I); hidden, cell (L·D, B, H); returns output (T, B, D·H), h_n, c_n (LSTM) or None.
+    """
+    if mode == "LSTM":
+        output, hidden, cell = _VF.lstm(
+            input, (hidden, cell), flat_weights, has_bias, num_layers, dropout, training,
+            bidirectional, False,
+        )
+        return output, hidden, cell
+    output, hidden = _KERNELS[mode](
+        input, hidden, flat_weights, has_bias, num_layers, dropout, training, bidirectional, False
+    )
+    return output, hidden, None
+
+
+def run_direction(
+    mode: str,
+    input: Tensor,
+    hidden: Tensor,
+    cell: Tensor | None,
+    weights: DirectionWeights,
+    lengths: Tensor | None,
+    mask: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One direction of one layer, in processing order, with optional lengths.
+
+    input (T, B, I) already in processing order; hidden, cell (B, H); lengths (B,) and the matching
+    boolean mask (T, B, 1), or both None. Returns output (T, B, H) zero past each end, final hidden
+    and cell (B, H) taken at each sequence's last valid step.
+    """
+    flat = weights.flat()
+    has_bias = weights.bias_ih is not None
+    if mode == "LSTM" and lengths is not None:
+        input, flat = _with_cell_freeze(input, flat, mask)
+    output, final_hidden, final_cell = run_stack(
+        mode, input, hidden.unsqueeze(0), None if cell is None else cell.unsqueeze(0), flat,
+        has_bias, 1, 0.0, False, False,
+    )
+    final_hidden = final_hidden.squeeze(0)
+    final_cell = None if final_cell is None else final_cell.squeeze(0)
+    if lengths is not None:
+        final_hidden = last_valid(output, lengths)
+        output = output.masked_fill(~mask, 0.0)
+    return output, final_hidden, final_cell
+
+
+def _with_cell_freeze(
+    input: Tensor, flat: list[Tensor], mask: Tensor
+) -> tuple[Tensor, list[Tensor]]:
+    """Append the padding indicator feature and its saturating input-weight column (see above)."""
+    weight_ih = flat[0]
+    size = weight_ih.shape[0] // 4
+    column = weight_ih.new_zeros(4 * size, 1)
+    column[:size] = -_SATURATE  # input gate -> exactly 0 at padded steps
+    column[size : 2 * size] = _SATURATE  # forget gate -> exactly 1 at padded steps
+    padding = (~mask).to(input.dtype)  # (T, B, 1)
+    return torch.cat([input, padding], dim=2), [torch.cat([weight_ih, column], dim=1), *flat[1:]]

@@ -1,0 +1,72 @@
+"""The reference implementation: a plain loop over time steps, differentiated by autograd.
+
+It is the ground truth every fast path is tested against. The input projection ``W_ih x_t + b_ih``
+for all steps is one matrix product before the loop; only the recurrent product stays inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rnnlab.nn import functional
+from rnnlab.nn.kernels.weights import DirectionWeights
+
+
+def run_direction(
+    mode: str,
+    reset_after: bool,
+    input: Tensor,
+    hidden: Tensor,
+    cell: Tensor | None,
+    weights: DirectionWeights,
+    mask: Tensor | None,
+    hook: Callable[[int, Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run one direction of one layer forward in time.
+
+    Args:
+        mode: "RNN_TANH" | "RNN_RELU" | "RNN_LINEAR" | "LSTM" | "GRU".
+        reset_after: GRU only, see :func:`rnnlab.nn.functional.gru_step`.
+        input: (T, B, I), already in processing order.
+        hidden, cell: initial states (B, H); ``cell`` only for LSTM.
+        weights: this direction's parameters.
+        mask: (T, B, 1) boolean valid-step mask, or None when every sequence has length T. Past a
+            sequence's end its state is frozen and its output is zero.
+        hook: optional ``hook(step, hidden) -> hidden`` applied to each new hidden state.
+    Returns:
+        output (T, B, H), final hidden (B, H), final cell (B, H) or None.
+    """
+    projection = F.linear(input, weights.weight_ih, weights.bias_ih)  # (T, B, G·H)
+    outputs = []
+    nonlinearity = mode[4:].lower() if mode.startswith("RNN_") else ""
+    for step in range(input.shape[0]):
+        new_cell = None
+        if mode == "LSTM":
+            state = functional.lstm_step(
+                projection[step], hidden, cell, weights.weight_hh, weights.bias_hh
+            )
+            new_hidden, new_cell = state.hidden, state.cell
+        elif mode == "GRU":
+            new_hidden = functional.gru_step(
+                projection[step], hidden, weights.weight_hh, weights.bias_hh, reset_after
+            ).hidden
+        else:
+            new_hidden = functional.rnn_step(
+                projection[step], hidden, weights.weight_hh, weights.bias_hh, nonlinearity
+            )
+        if hook is not None:
+            new_hidden = hook(step, new_hidden)
+        if mask is None:
+            hidden, cell = new_hidden, new_cell
+            outputs.append(new_hidden)
+        else:
+            valid = mask[step]  # (B, 1)
+            hidden = torch.where(valid, new_hidden, hidden)
+            if new_cell is not None:
+                cell = torch.where(valid, new_cell, cell)
+            outputs.append(torch.where(valid, new_hidden, 0.0))
+    return torch.stack(outputs), hidden, cell

@@ -1,0 +1,454 @@
+"""Multi-layer, optionally bidirectional recurrent layers: drop-in ``torch.nn.RNN/LSTM/GRU``.
+
+Same constructor arguments, defaults, forward signature, return values and ``state_dict`` keys as
+torch.nn, plus: ``lengths=`` for padded batches (no packing needed), the lecture's GRU
+(``reset_after=False``), the linear RNN (``nonlinearity="linear"``), ``forget_bias``, residual /
+dense / highway ``connection`` between layers, a per-step ``state_hook`` for diagnostics, and
+``impl`` to force an implementation (see :mod:`rnnlab.nn.kernels`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnlab.nn import kernels
+from rnnlab.nn._init import add_forget_bias, check_size, reset_recurrent_parameters
+from rnnlab.nn.connections import CONNECTIONS, layer_input_sizes, make_connection
+from rnnlab.nn.functional import NONLINEARITIES
+from rnnlab.nn.kernels import fused
+from rnnlab.nn.kernels.sequence import reversal_index, reverse_within_lengths, step_mask
+
+StateHook = Callable[[int, int, int, Tensor], Tensor]
+_GATES = {"LSTM": 4, "GRU": 3}
+
+
+class _RecurrentStack(nn.Module):
+    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not public)."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        connection: str = "none",
+        impl: str = "auto",
+        reset_after: bool = True,
+        forget_bias: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.mode = mode
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.num_layers = check_size("num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        if connection not in CONNECTIONS:
+            raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
+        if impl not in kernels.IMPLEMENTATIONS:
+            raise ValueError(f"impl must be one of {kernels.IMPLEMENTATIONS}, got {impl!r}")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.connection = connection
+        self.impl = impl
+        self.reset_after = bool(reset_after)
+        self.forget_bias = float(forget_bias)
+
+        factory = {"device": device, "dtype": dtype}
+        rows = _GATES.get(mode, 1) * hidden_size
+        output_size = self.num_directions * hidden_size
+        sizes = layer_input_sizes(connection, input_size, output_size, num_layers)
+        self._flat_weights_names: list[str] = []
+        for layer, layer_input in enumerate(sizes):
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = {"weight_ih": (rows, layer_input), "weight_hh": (rows, hidden_size)}
+                if bias:
+                    shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+                for kind, shape in shapes.items():
+                    parameter = nn.Parameter(torch.empty(shape, **factory))
+                    self.register_parameter(kind + suffix, parameter)
+                    self._flat_weights_names.append(kind + suffix)
+        modules = [make_connection(connection, size, output_size, **factory) for size in sizes]
+        self.connections = (
+            nn.ModuleList(modules) if connection in ("residual", "highway") else None
+        )
+        self.reset_parameters()
+
+    # ----------------------------------------------------------------------------- parameters
+    def reset_parameters(self) -> None:
+        """Re-draw the recurrent weights as torch.nn does, in torch.nn's order (so the same seed
+        gives the same weights as the matching torch.nn layer), then the connections' parameters."""
+        reset_recurrent_parameters(self._flat_weights, self.hidden_size)
+        if self.mode == "LSTM" and self.bias:
+            for name in self._flat_weights_names:
+                if name.startswith("bias_ih"):
+                    add_forget_bias(getattr(self, name), self.hidden_size, self.forget_bias)
+        for module in self.connections or ():
+            module.reset_parameters()
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    def direction_weights(self, layer: int, direction: int = 0) -> kernels.DirectionWeights:
+        """The parameters of one layer and direction (``weight_ih``, ``weight_hh``, biases)."""
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        return kernels.DirectionWeights(
+            getattr(self, "weight_ih" + suffix),
+            getattr(self, "weight_hh" + suffix),
+            getattr(self, "bias_ih" + suffix) if self.bias else None,
+            getattr(self, "bias_hh" + suffix) if self.bias else None,
+        )
+
+    def flatten_parameters(self) -> None:
+        """Accepted for torch.nn compatibility; rnnlab's kernels take the weights as they are."""
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                    "bidirectional": False, "connection": "none", "impl": "auto"}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)!r}"
+        return text
+
+    # -------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: Tensor | tuple[Tensor, Tensor] | None = None,
+        lengths: Tensor | Sequence[int] | None = None,
+        *,
+        state_hook: StateHook | None = None,
+    ):
+        """Run the stack over a sequence.
+
+        Args:
+            input: (T, B, I), (B, T, I) if ``batch_first``, unbatched (T, I), or a PackedSequence.
+            hx: initial state (L·D, B, H) — or (L·D, H) unbatched — zeros if None; for the LSTM a
+                tuple (h_0, c_0).
+            lengths: (B,) valid length of each sequence of a padded batch, 1 ≤ length ≤ T.
+                Outputs past each end are zero; final states come from each sequence's last valid
+                step; the reverse direction starts at each sequence's own last valid step.
+            state_hook: ``hook(layer, direction, step, hidden (B, H)) -> hidden`` called on each
+                new hidden state (reference implementation; ``step`` is in processing order).
+        Returns:
+            ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM; output (T, B, D·H) in
+            the input's layout (or a PackedSequence), h_n and c_n (L·D, B, H).
+        """
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError("pass either a PackedSequence or lengths, not both")
+            sequence, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in input order
+            unbatched = False
+        else:
+            sequence, unbatched = self._time_major(input)
+        steps, batch, _ = sequence.shape
+        hidden, cell = self._initial_state(hx, batch, unbatched, sequence)
+        valid = self._check_lengths(lengths, steps, batch, sequence.device)
+        output, hidden, cell = self._run(sequence, hidden, cell, valid, state_hook)
+        if packed:
+            output = _repack(output, lengths, input)
+        elif unbatched:
+            output, hidden = output.squeeze(1), hidden.squeeze(1)
+            cell = None if cell is None else cell.squeeze(1)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (hidden if cell is None else (hidden, cell))
+
+    def _run(
+        self,
+        sequence: Tensor,
+        hidden: Tensor,
+        cell: Tensor | None,
+        lengths: Tensor | None,
+        state_hook: StateHook | None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Time-major core: sequence (T, B, I), states (L·D, B, H) -> output, h_n, c_n."""
+        kind = kernels.select_implementation(
+            self.mode, self.reset_after, self.impl, state_hook is not None
+        )
+        directions = self.num_directions
+        if kind == "torch" and lengths is None and self.connection == "none":
+            return fused.run_stack(
+                self.mode, sequence, hidden, cell, self._flat_weights, self.bias,
+                self.num_layers, self.dropout, self.training, self.bidirectional,
+            )
+        mask = None if lengths is None else step_mask(lengths, sequence.shape[0])
+        reversal = None if lengths is None else reversal_index(lengths, sequence.shape[0])
+        features, layer_input = [sequence], sequence
+        final_hidden, final_cell = [], []
+        for layer in range(self.num_layers):
+            if self.connection == "dense" and layer > 0:
+                layer_input = torch.cat(features, dim=2)  # (T, B, I + layer·D·H)
+            states = slice(layer * directions, (layer + 1) * directions)
+            if kind == "torch" and lengths is None:  # both directions in one kernel call
+                weights = [
+                    w for d in range(directions) for w in self.direction_weights(layer, d).flat()
+                ]
+                output, layer_hidden, layer_cell = fused.run_stack(
+                    self.mode, layer_input, hidden[states], None if cell is None else cell[states],
+                    weights, self.bias, 1, 0.0, False, self.bidirectional,
+                )
+                final_hidden.append(layer_hidden)
+                final_cell.append(layer_cell)
+            else:
+                outputs = []
+                for direction in range(directions):
+                    index = layer * directions + direction
+                    ordered = layer_input
+                    if direction:
+                        ordered = (layer_input.flip(0) if reversal is None
+                                   else reverse_within_lengths(layer_input, reversal))
+                    hook = (None if state_hook is None
+                            else functools.partial(state_hook, layer, direction))
+                    output, state_hidden, state_cell = kernels.run_direction(
+                        kind, self.mode, self.reset_after, ordered, hidden[index],
+                        None if cell is None else cell[index],
+                        self.direction_weights(layer, direction), lengths, mask, hook,
+                    )
+                    if direction:
+                        output = (output.flip(0) if reversal is None
+                                  else reverse_within_lengths(output, reversal))
+                    outputs.append(output)
+                    final_hidden.append(state_hidden.unsqueeze(0))
+                    final_cell.append(None if state_cell is None else state_cell.unsqueeze(0))
+                output = torch.cat(outputs, dim=2) if directions == 2 else outputs[0]
+            if self.connections is not None:
+                output = self.connections[layer](layer_input, output)
+                if mask is not None:
+                    output = output.masked_fill(~mask, 0.0)
+            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
+                output = F.dropout(output, self.dropout, training=True)
+            features.append(output)
+            layer_input = output
+        hidden = torch.cat(final_hidden, dim=0)
+        cell = None if cell is None else torch.cat(final_cell, dim=0)
+        return layer_input, hidden, cell
+
+    # ----------------------------------------------------------------------------- validation
+    def _time_major(self, input: Tensor) -> tuple[Tensor, bool]:
+        if not isinstance(input, Tensor):
+            raise ValueError(
+                f"input must be a Tensor or PackedSequence, got {type(input).__name__}"
+            )
+        layout = (
+            "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
+        )
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"input must be 3-D {layout} or 2-D (seq_len, input_size), "
+                f"got shape {tuple(input.shape)}"
+            )
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input has {input.shape[-1]} features but input_size is {self.input_size} "
+                f"(input shape {tuple(input.shape)}, expected {layout})"
+            )
+        if input.dim() == 2:
+            sequence, unbatched = input.unsqueeze(1), True
+        else:
+            sequence, unbatched = (input.transpose(0, 1) if self.batch_first else input), False
+        if sequence.shape[0] == 0 or sequence.shape[1] == 0:
+            raise ValueError(f"input must have at least one step and one sequence, got shape "
+                             f"{tuple(input.shape)}")
+        return sequence, unbatched
+
+    def _initial_state(
+        self, hx, batch: int, unbatched: bool, sequence: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        states = self.num_layers * self.num_directions
+        expected = (states, self.hidden_size) if unbatched else (states, batch, self.hidden_size)
+        is_lstm = self.mode == "LSTM"
+        if hx is None:
+            zeros = sequence.new_zeros(states, batch, self.hidden_size)
+            return zeros, (zeros if is_lstm else None)
+        if is_lstm:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise ValueError("hx for an LSTM must be a tuple (h_0, c_0)")
+            pairs = [("hx[0] (h_0)", hx[0]), ("hx[1] (c_0)", hx[1])]
+        else:
+            if not isinstance(hx, Tensor):
+                raise ValueError(f"hx must be a Tensor for {type(self).__name__}, got "
+                                 f"{type(hx).__name__}")
+            pairs = [("hx", hx)]
+        result = []
+        for name, state in pairs:
+            if tuple(state.shape) != expected:
+                raise ValueError(
+                    f"{name} must have shape {expected} (num_layers*num_directions"
+                    f"{'' if unbatched else ', batch'}, hidden_size), got {tuple(state.shape)}"
+                )
+            result.append(state.unsqueeze(1) if unbatched else state)
+        return result[0], (result[1] if is_lstm else None)
+
+    @staticmethod
+    def _check_lengths(lengths, steps: int, batch: int, device: torch.device) -> Tensor | None:
+        if lengths is None:
+            return None
+        if not isinstance(lengths, Tensor):
+            lengths = torch.as_tensor(lengths)
+        if lengths.dim() != 1 or lengths.shape[0] != batch:
+            raise ValueError(f"lengths must have shape ({batch},) (one per sequence), got "
+                             f"{tuple(lengths.shape)}")
+        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+            raise ValueError(f"lengths must be an integer tensor, got {lengths.dtype}")
+        lengths = lengths.to(device=device, dtype=torch.int64)
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        if shortest < 1 or longest > steps:
+            raise ValueError(f"lengths must be between 1 and seq_len={steps}, got values from "
+                             f"{shortest} to {longest}")
+        return None if shortest == steps else lengths  # all full: no masking needed
+
+
+def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
+    """Pack a padded (T, B, F) output with the batch order and sizes of the input ``like``."""
+    if like.sorted_indices is not None:
+        order = like.sorted_indices.to(output.device)
+        output, lengths = output.index_select(1, order), lengths.index_select(0, order)
+    data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+class RNN(_RecurrentStack):
+    """Elman RNN stack, a drop-in ``torch.nn.RNN``; the step is :func:`functional.rnn_step`.
+
+    Args (as torch.nn.RNN): input_size, hidden_size, num_layers=1, nonlinearity="tanh",
+    bias=True, batch_first=False, dropout=0.0, bidirectional=False; extensions (keyword-only):
+    ``nonlinearity="linear"`` (identity activation), ``connection``, ``impl``.
+    Shapes: see :meth:`forward`; returns ``(output, h_n)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        connection: str = "none",
+        impl: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            "RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers, bias, batch_first,
+            dropout, bidirectional, connection=connection, impl=impl, device=device, dtype=dtype,
+        )
+
+
+class LSTM(_RecurrentStack):
+    """LSTM stack, a drop-in ``torch.nn.LSTM``; the step is :func:`functional.lstm_step`.
+
+    Args (as torch.nn.LSTM): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False, proj_size=0 (only 0 is supported); extensions
+    (keyword-only): ``forget_bias`` (added to the initial forget-gate bias), ``connection``,
+    ``impl``. Shapes: see :meth:`forward`; returns ``(output, (h_n, c_n))``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        forget_bias: float = 0.0,
+        connection: str = "none",
+        impl: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        if proj_size != 0:
+            raise ValueError(f"proj_size={proj_size} is not supported by rnnlab.LSTM (use 0)")
+        super().__init__(
+            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, connection=connection, impl=impl, forget_bias=forget_bias,
+            device=device, dtype=dtype,
+        )
+
+
+class GRU(_RecurrentStack):
+    """GRU stack, a drop-in ``torch.nn.GRU``; the step is :func:`functional.gru_step`.
+
+    Args (as torch.nn.GRU): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False; extensions (keyword-only): ``reset_after`` (True: torch's
+    form; False: the lecture's / Cho et al. 2014, run by a hand-written BPTT kernel),
+    ``connection``, ``impl``. Shapes: see :meth:`forward`; returns ``(output, h_n)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        reset_after: bool = True,
+        connection: str = "none",
+        impl: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            connection=connection, impl=impl, reset_after=reset_after, device=device, dtype=dtype,
+        )
+
+
+CELL_NAMES = ("rnn", "rnn-relu", "rnn-linear", "lstm", "gru", "gru-lecture")
+
+
+def recurrent(cell: str, input_size: int, hidden_size: int, **kwargs) -> _RecurrentStack:
+    """Build a recurrent stack from a cell name.
+
+    Args:
+        cell: ``"rnn"`` (tanh), ``"rnn-relu"``, ``"rnn-linear"``, ``"lstm"``, ``"gru"``, or
+            ``"gru-lecture"`` (GRU with ``reset_after=False``).
+        input_size, hidden_size: feature sizes I and H.
+        **kwargs: any other argument of :class:`RNN` / :class:`LSTM` / :class:`GRU`.
+    Returns:
+        The layer (an :class:`RNN`, :class:`LSTM` or :class:`GRU`).
+    """
+    if cell == "lstm":
+        return LSTM(input_size, hidden_size, **kwargs)
+    if cell in ("gru", "gru-lecture"):
+        return GRU(input_size, hidden_size, reset_after=cell == "gru", **kwargs)
+    if cell in ("rnn", "rnn-relu", "rnn-linear"):
+        nonlinearity = {"rnn": "tanh", "rnn-relu": "relu", "rnn-linear": "linear"}[cell]
+        return RNN(input_size, hidden_size, nonlinearity=nonlinearity, **kwargs)
+    raise ValueError(f"unknown cell {cell!r} (known: {', '.join(CELL_NAMES)})")
