@@ -49,51 +49,61 @@ class LectureGRUFunction(torch.autograd.Function):
         if bias_hh is not None:
             gate_input = gate_input + bias_hh[: 2 * size]
             new_input = new_input + bias_hh[2 * size :]
-        previous = projection.new_empty(steps, batch, size)  # h_{t-1}
+        # Without a mask h_{t-1} is the previous output, so only masked runs store it separately.
+        previous = None if mask is None else projection.new_empty(steps, batch, size)
         gates = projection.new_empty(steps, batch, 2 * size)  # (r, z) after sigmoid
         candidates = projection.new_empty(steps, batch, size)  # ñ
         reset_hidden = projection.new_empty(steps, batch, size)  # r ∘ h_{t-1}
         output = projection.new_empty(steps, batch, size)
+        initial = hidden
         for step in range(steps):
-            previous[step] = hidden
-            torch.sigmoid(torch.addmm(gate_input[step], hidden, gate_weight_t), out=gates[step])
+            if previous is not None:
+                previous[step] = hidden
+            torch.addmm(gate_input[step], hidden, gate_weight_t, out=gates[step]).sigmoid_()
             reset, keep = gates[step].chunk(2, dim=1)
             torch.mul(reset, hidden, out=reset_hidden[step])
-            torch.tanh(
-                torch.addmm(new_input[step], reset_hidden[step], new_weight_t), out=candidates[step]
-            )
-            new_hidden = torch.addcmul(candidates[step], keep, hidden - candidates[step])
-            hidden = new_hidden if mask is None else torch.where(mask[step], new_hidden, hidden)
-            output[step] = new_hidden
-        if mask is not None:
+            candidate = candidates[step]
+            torch.addmm(new_input[step], reset_hidden[step], new_weight_t, out=candidate).tanh_()
+            torch.addcmul(candidate, keep, hidden - candidate, out=output[step])
+            hidden = output[step] if mask is None else torch.where(mask[step], output[step], hidden)
+        if mask is None:
+            hidden = hidden.clone()
+        else:
             output.masked_fill_(~mask, 0.0)
-        ctx.save_for_backward(weight_hh, previous, gates, candidates, reset_hidden, mask)
+        ctx.save_for_backward(weight_hh, initial, output, previous, gates, candidates,
+                              reset_hidden, mask)
         ctx.has_bias = bias_hh is not None
         return output, hidden
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        weight_hh, previous, gates, candidates, reset_hidden, mask = ctx.saved_tensors
-        steps, batch, size = previous.shape
+        weight_hh, initial, output, previous, gates, candidates, reset_hidden, mask = (
+            ctx.saved_tensors
+        )
+        steps, batch, size = candidates.shape
+        if previous is None:
+            previous = torch.cat([initial.unsqueeze(0), output[:-1]])  # h_{t-1}, (T, B, H)
         gate_weight, new_weight = weight_hh[: 2 * size], weight_hh[2 * size :]
-        grad_gates = previous.new_empty(steps, batch, 3 * size)  # d pre-activations (r, z, ñ)
-        carried = previous.new_zeros(batch, size) if grad_hidden is None else grad_hidden
+        reset, keep = gates[..., :size], gates[..., size:]
+        # Elementwise factors of the chain rule for all steps at once (T, B, H) each:
+        # dñ_pre = g·(1−z)(1−ñ²); dz_pre = g·(h−ñ)z(1−z); dr_pre = d(r∘h)·h r(1−r).
+        new_factor = (1.0 - keep) * (1.0 - candidates * candidates)
+        keep_factor = (previous - candidates) * keep * (1.0 - keep)
+        reset_factor = previous * reset * (1.0 - reset)
+        grad_gates = candidates.new_empty(steps, batch, 3 * size)  # d pre-activations (r, z, ñ)
+        carried = candidates.new_zeros(batch, size) if grad_hidden is None else grad_hidden
         for step in range(steps - 1, -1, -1):
             incoming = carried if grad_output is None else carried + grad_output[step]
             if mask is not None:
                 incoming = torch.where(mask[step], incoming, 0.0)
-            reset, keep = gates[step].chunk(2, dim=1)
-            candidate, hidden = candidates[step], previous[step]
-            grad_new = incoming * (1.0 - keep) * (1.0 - candidate * candidate)
+            step_grad = grad_gates[step]
+            grad_new = torch.mul(incoming, new_factor[step], out=step_grad[:, 2 * size :])
+            torch.mul(incoming, keep_factor[step], out=step_grad[:, size : 2 * size])
             grad_reset_hidden = grad_new @ new_weight  # (B, H)
-            grad_reset = grad_reset_hidden * hidden * reset * (1.0 - reset)
-            grad_keep = incoming * (hidden - candidate) * keep * (1.0 - keep)
-            grad_gates[step, :, :size] = grad_reset
-            grad_gates[step, :, size : 2 * size] = grad_keep
-            grad_gates[step, :, 2 * size :] = grad_new
-            grad_previous = incoming * keep + grad_reset_hidden * reset
-            grad_previous = torch.addmm(grad_previous, grad_gates[step, :, : 2 * size], gate_weight)
+            torch.mul(grad_reset_hidden, reset_factor[step], out=step_grad[:, :size])
+            grad_previous = torch.addcmul(incoming * keep[step], grad_reset_hidden, reset[step])
+            grad_previous.addmm_(step_grad[:, : 2 * size], gate_weight)
             if mask is not None:
                 grad_previous = torch.where(mask[step], grad_previous, carried)
             carried = grad_previous

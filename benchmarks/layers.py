@@ -1,0 +1,150 @@
+"""Forward+backward time of rnnlab layers against torch.nn, measured in the same run.
+
+Prints one row per configuration: median milliseconds of rnnlab and of the baseline over several
+repeats, and the ratio ``speedup = baseline / rnnlab`` (> 1 means rnnlab is faster).
+
+    python benchmarks/layers.py              # every configuration of the issue
+    python benchmarks/layers.py --quick      # smaller repeat counts
+    python benchmarks/layers.py --only lengths,lecture
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import rnnlab
+
+SHAPES = [(100, 64, 512, 512), (100, 64, 256, 256), (100, 16, 64, 64), (1000, 8, 2, 64)]
+
+
+def measure(step: Callable[[], None], repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``step()`` in milliseconds."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def fwd_bwd(layer: nn.Module, x: torch.Tensor, **kwargs) -> Callable[[], None]:
+    """A closure running forward, a scalar loss over output and final states, and backward."""
+
+    def step() -> None:
+        layer.zero_grad(set_to_none=True)
+        output, state = layer(x, **kwargs)
+        if hasattr(output, "data") and not isinstance(output, torch.Tensor):
+            output = output.data  # PackedSequence
+        states = state if isinstance(state, tuple) else (state,)
+        loss = output.sum() + sum(s.sum() for s in states)
+        loss.backward()
+
+    return step
+
+
+def interleaved(
+    ours: Callable[[], None], theirs: Callable[[], None], repeats: int
+) -> tuple[float, float]:
+    """Measure both alternately in rounds so machine load affects them alike."""
+    rounds = 3
+    per_round = max(1, repeats // rounds)
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(measure(ours, per_round, warmup=1))
+        b.append(measure(theirs, per_round, warmup=1))
+    return statistics.median(a), statistics.median(b)
+
+
+def row(name: str, ours_ms: float, theirs_ms: float, baseline: str) -> str:
+    return f"| {name} | {ours_ms:9.1f} | {theirs_ms:9.1f} | {baseline} | {theirs_ms / ours_ms:5.2f}x |"
+
+
+def standard(repeats: int) -> list[str]:
+    rows = []
+    pairs = [("LSTM", rnnlab.LSTM, nn.LSTM), ("GRU", rnnlab.GRU, nn.GRU), ("RNN", rnnlab.RNN, nn.RNN)]
+    for name, ours_cls, torch_cls in pairs:
+        for steps, batch, inputs, hidden in SHAPES:
+            x = torch.randn(steps, batch, inputs)
+            theirs = torch_cls(inputs, hidden)
+            ours = ours_cls(inputs, hidden)
+            ours.load_state_dict(theirs.state_dict())
+            count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+            a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), count)
+            rows.append(row(f"{name} T={steps} B={batch} I={inputs} H={hidden}", a, b,
+                            f"nn.{name}"))
+    return rows
+
+
+def lengths(repeats: int) -> list[str]:
+    steps, batch, size = 100, 64, 256
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(steps, batch, size, generator=generator)
+    valid = torch.randint(steps // 4, steps + 1, (batch,), generator=generator)
+    valid[0] = steps
+    theirs = nn.LSTM(size, size, bidirectional=True)
+    ours = rnnlab.LSTM(size, size, bidirectional=True)
+    ours.load_state_dict(theirs.state_dict())
+    packed = pack_padded_sequence(x, valid, enforce_sorted=False)
+    a, b = interleaved(fwd_bwd(ours, x, lengths=valid), fwd_bwd(theirs, packed), repeats)
+    padded = measure(fwd_bwd(theirs, x), max(3, repeats // 2))
+    return [
+        row(f"bi-LSTM lengths T={steps} B={batch} I=H={size}", a, b, "nn.LSTM packed"),
+        row(f"(reference: nn.LSTM padded, no lengths) {padded:.1f} ms", a, padded, "nn.LSTM padded"),
+    ]
+
+
+def lecture(repeats: int) -> list[str]:
+    rows = []
+    for steps, batch, inputs, hidden in SHAPES[1:3]:
+        x = torch.randn(steps, batch, inputs)
+        theirs = nn.GRU(inputs, hidden)
+        ours = rnnlab.GRU(inputs, hidden, reset_after=False)
+        ours.load_state_dict(theirs.state_dict())
+        a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), repeats)
+        rows.append(row(f"lecture GRU T={steps} B={batch} I={inputs} H={hidden}", a, b, "nn.GRU"))
+    return rows
+
+
+def connections(repeats: int) -> list[str]:
+    steps, batch, size = 100, 32, 256
+    x = torch.randn(steps, batch, size)
+    theirs = nn.LSTM(size, size, num_layers=4)
+    rows = []
+    for connection in ("none", "residual", "dense", "highway"):
+        ours = rnnlab.LSTM(size, size, num_layers=4, connection=connection)
+        a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), repeats)
+        rows.append(row(f"4-layer LSTM connection={connection} T={steps} B={batch} H={size}",
+                        a, b, "nn.LSTM 4 layers"))
+    return rows
+
+
+GROUPS = {"standard": standard, "lengths": lengths, "lecture": lecture, "connections": connections}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--only", default=",".join(GROUPS), help="comma-separated groups")
+    args = parser.parse_args()
+    repeats = 6 if args.quick else 12
+    print(f"# rnnlab {rnnlab.__version__}, torch {torch.__version__}, "
+          f"{platform.machine()} {torch.get_num_threads()} threads; fwd+bwd, median ms")
+    print("| configuration | rnnlab ms | baseline ms | baseline | speedup |")
+    print("|---|---:|---:|---|---:|")
+    for name in args.only.split(","):
+        for line in GROUPS[name](repeats):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
