@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.nn import kernels
+from rnnlab.nn._checks import check_lengths, initial_state, time_major
 from rnnlab.nn._init import add_forget_bias, check_size, reset_recurrent_parameters
 from rnnlab.nn.connections import CONNECTIONS, layer_input_sizes, make_connection
 from rnnlab.nn.functional import NONLINEARITIES
@@ -162,10 +163,10 @@ class _RecurrentStack(nn.Module):
             sequence, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in input order
             unbatched = False
         else:
-            sequence, unbatched = self._time_major(input)
+            sequence, unbatched = time_major(input, self.input_size, self.batch_first)
         steps, batch, _ = sequence.shape
-        hidden, cell = self._initial_state(hx, batch, unbatched, sequence)
-        valid = self._check_lengths(lengths, steps, batch, sequence.device)
+        hidden, cell = initial_state(hx, self, batch, unbatched, sequence)
+        valid = check_lengths(lengths, steps, batch, sequence.device)
         output, hidden, cell = self._run(sequence, hidden, cell, valid, state_hook)
         if packed:
             output = _repack(output, lengths, input)
@@ -245,80 +246,6 @@ class _RecurrentStack(nn.Module):
         hidden = torch.cat(final_hidden, dim=0)
         cell = None if cell is None else torch.cat(final_cell, dim=0)
         return layer_input, hidden, cell
-
-    # ----------------------------------------------------------------------------- validation
-    def _time_major(self, input: Tensor) -> tuple[Tensor, bool]:
-        if not isinstance(input, Tensor):
-            raise ValueError(
-                f"input must be a Tensor or PackedSequence, got {type(input).__name__}"
-            )
-        layout = (
-            "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
-        )
-        if input.dim() not in (2, 3):
-            raise ValueError(
-                f"input must be 3-D {layout} or 2-D (seq_len, input_size), "
-                f"got shape {tuple(input.shape)}"
-            )
-        if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input has {input.shape[-1]} features but input_size is {self.input_size} "
-                f"(input shape {tuple(input.shape)}, expected {layout})"
-            )
-        if input.dim() == 2:
-            sequence, unbatched = input.unsqueeze(1), True
-        else:
-            sequence, unbatched = (input.transpose(0, 1) if self.batch_first else input), False
-        if sequence.shape[0] == 0 or sequence.shape[1] == 0:
-            raise ValueError(f"input must have at least one step and one sequence, got shape "
-                             f"{tuple(input.shape)}")
-        return sequence, unbatched
-
-    def _initial_state(
-        self, hx, batch: int, unbatched: bool, sequence: Tensor
-    ) -> tuple[Tensor, Tensor | None]:
-        states = self.num_layers * self.num_directions
-        expected = (states, self.hidden_size) if unbatched else (states, batch, self.hidden_size)
-        is_lstm = self.mode == "LSTM"
-        if hx is None:
-            zeros = sequence.new_zeros(states, batch, self.hidden_size)
-            return zeros, (zeros if is_lstm else None)
-        if is_lstm:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise ValueError("hx for an LSTM must be a tuple (h_0, c_0)")
-            pairs = [("hx[0] (h_0)", hx[0]), ("hx[1] (c_0)", hx[1])]
-        else:
-            if not isinstance(hx, Tensor):
-                raise ValueError(f"hx must be a Tensor for {type(self).__name__}, got "
-                                 f"{type(hx).__name__}")
-            pairs = [("hx", hx)]
-        result = []
-        for name, state in pairs:
-            if tuple(state.shape) != expected:
-                raise ValueError(
-                    f"{name} must have shape {expected} (num_layers*num_directions"
-                    f"{'' if unbatched else ', batch'}, hidden_size), got {tuple(state.shape)}"
-                )
-            result.append(state.unsqueeze(1) if unbatched else state)
-        return result[0], (result[1] if is_lstm else None)
-
-    @staticmethod
-    def _check_lengths(lengths, steps: int, batch: int, device: torch.device) -> Tensor | None:
-        if lengths is None:
-            return None
-        if not isinstance(lengths, Tensor):
-            lengths = torch.as_tensor(lengths)
-        if lengths.dim() != 1 or lengths.shape[0] != batch:
-            raise ValueError(f"lengths must have shape ({batch},) (one per sequence), got "
-                             f"{tuple(lengths.shape)}")
-        if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
-            raise ValueError(f"lengths must be an integer tensor, got {lengths.dtype}")
-        lengths = lengths.to(device=device, dtype=torch.int64)
-        shortest, longest = int(lengths.min()), int(lengths.max())
-        if shortest < 1 or longest > steps:
-            raise ValueError(f"lengths must be between 1 and seq_len={steps}, got values from "
-                             f"{shortest} to {longest}")
-        return None if shortest == steps else lengths  # all full: no masking needed
 
 
 def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
