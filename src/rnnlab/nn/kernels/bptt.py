@@ -150,7 +150,7 @@ class ElmanFunction(torch.autograd.Function):
             if nonlinearity == "tanh":
                 torch.tanh(pre, out=activations[step])
             elif nonlinearity == "relu":
-                torch.relu(pre, out=activations[step])
+                torch.clamp_min(pre, 0.0, out=activations[step])
             else:
                 activations[step] = pre
             new_hidden = activations[step]

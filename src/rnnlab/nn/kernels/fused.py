@@ -98,4 +98,6 @@ def _with_cell_freeze(
     column[:size] = -_SATURATE  # input gate -> exactly 0 at padded steps
     column[size : 2 * size] = _SATURATE  # forget gate -> exactly 1 at padded steps
     padding = (~mask).to(input.dtype)  # (T, B, 1)
-    return torch.cat([input, padding], dim=2), [torch.cat([weight_ih, column], dim=1), *flat[1:]]
+    # Zero the padded inputs so that no padding value, however large, can outweigh the saturation.
+    input = torch.cat([input.masked_fill(~mask, 0.0), padding], dim=2)
+    return input, [torch.cat([weight_ih, column], dim=1), *flat[1:]]

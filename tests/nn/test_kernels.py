@@ -1,0 +1,240 @@
+"""The fast paths against the reference step loop, hand-written backwards against finite
+differences (gradcheck, float64), the dispatch decision, and the per-step state hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rnn_testing import (
+    BATCH,
+    CELLS,
+    CONNECTIONS,
+    HIDDEN,
+    INPUT,
+    STEPS,
+    assert_close,
+    assert_runs_close,
+    build_pair,
+    fill_padding,
+    forward_backward,
+    lengths_tensor,
+    mode_of,
+    random_state,
+)
+from torch.autograd import gradcheck
+from torch.func import functional_call
+
+import rnnlab
+from rnnlab.nn.kernels import select_implementation
+from rnnlab.nn.kernels.bptt import ElmanFunction, LectureGRUFunction
+
+# Tiny float64 problem for gradcheck.
+GRAD_STEPS, GRAD_BATCH, GRAD_HIDDEN = 4, 3, 3
+GRAD_LENGTHS = torch.tensor([4, 2, 1])
+
+
+# ------------------------------------------------------------------------- dispatch decision
+@pytest.mark.parametrize(
+    ("mode", "reset_after", "impl", "hooked", "expected"),
+    [
+        ("LSTM", True, "auto", False, "torch"),
+        ("GRU", True, "fused", False, "torch"),
+        ("RNN_TANH", True, "auto", False, "torch"),
+        ("RNN_RELU", True, "auto", False, "torch"),
+        ("GRU", False, "auto", False, "bptt"),
+        ("GRU", False, "fused", False, "bptt"),
+        ("RNN_LINEAR", True, "fused", False, "bptt"),
+        ("LSTM", True, "reference", False, "reference"),
+        ("GRU", False, "reference", False, "reference"),
+        ("RNN_LINEAR", True, "auto", True, "reference"),
+        ("LSTM", True, "auto", True, "reference"),
+    ],
+)
+def test_select_implementation(mode, reset_after, impl, hooked, expected):
+    assert select_implementation(mode, reset_after, impl, hooked) == expected
+
+
+def test_select_implementation_rejects_fused_with_hook():
+    with pytest.raises(ValueError, match="state_hook"):
+        select_implementation("LSTM", True, "fused", True)
+
+
+# ------------------------------------------------------------------ fast path == reference
+@pytest.mark.parametrize("connection", CONNECTIONS)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_fused_equals_reference(cell, with_lengths, bidirectional, connection):
+    fused, reference = build_pair(cell, bidirectional=bidirectional, connection=connection)
+    lengths = lengths_tensor() if with_lengths else None
+    sequence = torch.randn(STEPS, BATCH, INPUT)
+    if with_lengths:
+        sequence = fill_padding(sequence, lengths, 0.0)
+    hx = random_state(mode_of(cell), 2 * fused.num_directions, BATCH)
+    assert_runs_close(
+        forward_backward(fused, sequence, hx, lengths=lengths),
+        forward_backward(reference, sequence, hx, lengths=lengths),
+    )
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_fused_equals_reference_without_bias(cell):
+    fused, reference = build_pair(cell, bias=False, bidirectional=True)
+    sequence = torch.randn(STEPS, BATCH, INPUT)
+    for lengths in (None, lengths_tensor()):
+        assert_runs_close(
+            forward_backward(fused, sequence, lengths=lengths),
+            forward_backward(reference, sequence, lengths=lengths),
+        )
+
+
+# ------------------------------------------------------------------------------ gradcheck
+def _double(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+
+def _mask() -> torch.Tensor:
+    return (torch.arange(GRAD_STEPS).unsqueeze(1) < GRAD_LENGTHS).unsqueeze(2)  # (T, B, 1)
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("with_mask", [False, True], ids=["no-mask", "mask"])
+def test_gradcheck_lecture_gru(with_mask, with_bias):
+    size = GRAD_HIDDEN
+    inputs = (
+        _double(GRAD_STEPS, GRAD_BATCH, 3 * size),  # projection
+        _double(GRAD_BATCH, size),  # initial hidden
+        _double(3 * size, size),  # weight_hh
+        _double(3 * size) if with_bias else None,
+        _mask() if with_mask else None,
+    )
+    assert gradcheck(LectureGRUFunction.apply, inputs)
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("with_mask", [False, True], ids=["no-mask", "mask"])
+@pytest.mark.parametrize(
+    "nonlinearity", ["tanh", "relu", "linear"]
+)
+def test_gradcheck_elman(nonlinearity, with_mask, with_bias):
+    size = GRAD_HIDDEN
+    inputs = (
+        _double(GRAD_STEPS, GRAD_BATCH, size),
+        _double(GRAD_BATCH, size),
+        (0.5 * torch.randn(size, size, dtype=torch.float64)).requires_grad_(),
+        _double(size) if with_bias else None,
+        _mask() if with_mask else None,
+        nonlinearity,
+    )
+    assert gradcheck(ElmanFunction.apply, inputs)
+
+
+@pytest.mark.parametrize("function", ["gru", "elman"])
+def test_bptt_functions_match_autograd_of_the_reference_loop(function):
+    """The same forward, written with autograd-differentiated step functions, gives the same
+    gradients (checks the hand-written backward against autograd, not only finite differences)."""
+    cell = "gru-lecture" if function == "gru" else "rnn-linear"
+    fused, reference = build_pair(cell, num_layers=1, dtype=torch.float64)
+    sequence = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    for lengths in (None, lengths_tensor()):
+        assert_runs_close(
+            forward_backward(fused, sequence, lengths=lengths),
+            forward_backward(reference, sequence, lengths=lengths),
+            tolerance=1e-10,
+        )
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradcheck_fused_layer_with_lengths(cell):
+    """Through the whole layer on the fused path: for the LSTM this checks the cell-freeze trick
+    (saturated gates at padded steps) gives exact gradients for c_n."""
+    layer = rnnlab.recurrent(cell, GRAD_HIDDEN, GRAD_HIDDEN, bidirectional=True, impl="fused",
+                             dtype=torch.float64)
+    names = [name for name, _ in layer.named_parameters()]
+    parameters = [parameter.detach().clone().requires_grad_() for parameter in layer.parameters()]
+    sequence = _double(GRAD_STEPS, GRAD_BATCH, GRAD_HIDDEN)
+    is_lstm = cell == "lstm"
+    initial = [_double(2, GRAD_BATCH, GRAD_HIDDEN) for _ in range(2 if is_lstm else 1)]
+
+    def run(sequence, *tensors):
+        states, weights = tensors[: len(initial)], tensors[len(initial) :]
+        hx = tuple(states) if is_lstm else states[0]
+        output, final = functional_call(
+            layer, dict(zip(names, weights)), (sequence, hx), {"lengths": GRAD_LENGTHS}
+        )
+        return (output, *final) if is_lstm else (output, final)
+
+    assert gradcheck(run, (sequence, *initial, *parameters))
+
+
+# ------------------------------------------------------------------------------ state hook
+@pytest.mark.parametrize("with_lengths", [False, True])
+@pytest.mark.parametrize("cell", CELLS)
+def test_state_hook_sees_every_layer_direction_and_step(cell, with_lengths):
+    layer = rnnlab.recurrent(cell, INPUT, HIDDEN, num_layers=2, bidirectional=True)
+    calls = []
+
+    def hook(layer_index, direction, step, hidden):
+        assert hidden.shape == (BATCH, HIDDEN)
+        calls.append((layer_index, direction, step))
+        return hidden
+
+    lengths = lengths_tensor() if with_lengths else None
+    layer(torch.randn(STEPS, BATCH, INPUT), lengths=lengths, state_hook=hook)
+    expected = [(k, d, s) for k in range(2) for d in range(2) for s in range(STEPS)]
+    assert calls == expected
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_zero_hook_changes_nothing_and_gives_gradients(cell):
+    layer = rnnlab.recurrent(cell, INPUT, HIDDEN, num_layers=2, bidirectional=True)
+    sequence = torch.randn(STEPS, BATCH, INPUT)
+    probes = {}
+
+    def hook(layer_index, direction, step, hidden):
+        probe = torch.zeros_like(hidden, requires_grad=True)
+        probes[layer_index, direction, step] = probe
+        return hidden + probe
+
+    hooked_output, _ = layer(sequence, state_hook=hook)
+    plain_output, _ = layer(sequence)
+    assert_close(hooked_output, plain_output)
+    hooked_output[-1].sum().backward()
+    assert len(probes) == 2 * 2 * STEPS
+    assert all(probe.grad is not None for probe in probes.values())
+    # The last output of the forward direction depends on the first step of layer 0.
+    assert probes[0, 0, 0].grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "gru-lecture"])
+def test_state_hook_forces_the_reference_path(cell):
+    torch.manual_seed(5)
+    auto = rnnlab.recurrent(cell, INPUT, HIDDEN, num_layers=2, bidirectional=True)
+    torch.manual_seed(5)
+    reference = rnnlab.recurrent(cell, INPUT, HIDDEN, num_layers=2, bidirectional=True,
+                                 impl="reference")
+    sequence = torch.randn(STEPS, BATCH, INPUT)
+    hooked, _ = auto(sequence, state_hook=lambda layer, direction, step, hidden: hidden)
+    assert torch.equal(hooked, reference(sequence)[0])  # bit for bit: same step loop
+    fused = rnnlab.recurrent(cell, INPUT, HIDDEN, impl="fused")
+    with pytest.raises(ValueError, match="state_hook"):
+        fused(sequence, state_hook=lambda layer, direction, step, hidden: hidden)
+
+
+def test_state_hook_replaces_the_hidden_state_and_steps_are_in_processing_order():
+    layer = rnnlab.RNN(INPUT, HIDDEN, bidirectional=True)
+    sequence = torch.randn(STEPS, BATCH, INPUT)
+    seen = {}
+
+    def record(layer_index, direction, step, hidden):
+        seen[direction, step] = hidden.detach()
+        return hidden
+
+    output, _ = layer(sequence, state_hook=record)
+    for step in range(STEPS):
+        assert torch.equal(seen[0, step], output[step, :, :HIDDEN])
+        assert torch.equal(seen[1, step], output[STEPS - 1 - step, :, HIDDEN:])
+
+    zeroed, final = layer(sequence, state_hook=lambda k, d, s, hidden: torch.zeros_like(hidden))
+    assert torch.equal(zeroed, torch.zeros_like(zeroed))
+    assert torch.equal(final, torch.zeros_like(final))

@@ -1,0 +1,150 @@
+"""Bad arguments raise ValueError with a message that names the problem."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rnn_testing import BATCH, HIDDEN, INPUT, STEPS, lengths_tensor
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import rnnlab
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: rnnlab.GRU(0, HIDDEN), r"input_size must be a positive integer, got 0"),
+        (lambda: rnnlab.LSTM(INPUT, -1), r"hidden_size must be a positive integer, got -1"),
+        (lambda: rnnlab.RNN(INPUT, HIDDEN, num_layers=0), r"num_layers must be a positive"),
+        (lambda: rnnlab.GRU(INPUT, 2.5), r"hidden_size must be a positive integer, got 2.5"),
+        (lambda: rnnlab.GRU(INPUT, HIDDEN, dropout=-0.1), r"dropout must be in \[0, 1\]"),
+        (lambda: rnnlab.GRU(INPUT, HIDDEN, dropout=1.5), r"dropout must be in \[0, 1\]"),
+        (lambda: rnnlab.LSTM(INPUT, HIDDEN, dropout="0.5"), r"dropout must be a number"),
+        (lambda: rnnlab.LSTM(INPUT, HIDDEN, connection="skip"),
+         r"connection must be one of .*'skip'"),
+        (lambda: rnnlab.RNN(INPUT, HIDDEN, nonlinearity="sigmoid"),
+         r"nonlinearity must be one of .*'sigmoid'"),
+        (lambda: rnnlab.GRU(INPUT, HIDDEN, impl="cuda"), r"impl must be one of .*'cuda'"),
+        (lambda: rnnlab.recurrent("transformer", INPUT, HIDDEN),
+         r"unknown cell 'transformer' \(known: rnn, .*gru-lecture\)"),
+        (lambda: rnnlab.LSTM(INPUT, HIDDEN, proj_size=3), r"proj_size=3 is not supported"),
+        (lambda: rnnlab.RNNCell(0, HIDDEN), r"input_size must be a positive integer"),
+        (lambda: rnnlab.LSTMCell(INPUT, -1), r"hidden_size must be a positive integer"),
+        (lambda: rnnlab.RNNCell(INPUT, HIDDEN, nonlinearity="gelu"),
+         r"nonlinearity must be one of"),
+    ],
+    ids=[
+        "input_size-0", "hidden_size-negative", "num_layers-0", "hidden_size-float",
+        "dropout-negative", "dropout-above-1", "dropout-string", "connection", "nonlinearity",
+        "impl", "cell-name", "proj_size", "cell-input_size", "cell-hidden_size",
+        "cell-nonlinearity",
+    ],
+)
+def test_constructor_rejects(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0, 0])
+def test_dropout_bounds_are_inclusive(dropout):
+    assert rnnlab.GRU(INPUT, HIDDEN, num_layers=2, dropout=dropout).dropout == dropout
+
+
+def _sequence(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape)
+
+
+GRU_LAYER = rnnlab.GRU(INPUT, HIDDEN, num_layers=2)
+LSTM_LAYER = rnnlab.LSTM(INPUT, HIDDEN, num_layers=2, bidirectional=True)
+FUSED_RNN = rnnlab.RNN(INPUT, HIDDEN, impl="fused")
+BATCH_FIRST_RNN = rnnlab.RNN(INPUT, HIDDEN, batch_first=True)
+FULL = (STEPS, BATCH, INPUT)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: GRU_LAYER(_sequence(2, STEPS, BATCH, INPUT)), r"input must be 3-D .* got shape"),
+        (lambda: GRU_LAYER(_sequence(INPUT)), r"input must be 3-D \(seq_len, batch, input_size\)"),
+        (lambda: BATCH_FIRST_RNN(_sequence(INPUT)), r"\(batch, seq_len, input_size\)"),
+        (lambda: GRU_LAYER(_sequence(STEPS, BATCH, INPUT + 1)),
+         rf"input has {INPUT + 1} features but input_size is {INPUT}"),
+        (lambda: GRU_LAYER(_sequence(0, BATCH, INPUT)), r"at least one step"),
+        (lambda: GRU_LAYER(_sequence(*FULL), torch.zeros(1, BATCH, HIDDEN)),
+         rf"hx must have shape \(2, {BATCH}, {HIDDEN}\)"),
+        (lambda: GRU_LAYER(_sequence(*FULL), torch.zeros(2, BATCH + 1, HIDDEN)),
+         r"hx must have shape"),
+        (lambda: GRU_LAYER(_sequence(STEPS, INPUT), torch.zeros(2, 1, HIDDEN)),
+         rf"hx must have shape \(2, {HIDDEN}\)"),
+        (lambda: GRU_LAYER(_sequence(*FULL), (torch.zeros(2, BATCH, HIDDEN),) * 2),
+         r"hx must be a Tensor"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), torch.zeros(4, BATCH, HIDDEN)),
+         r"hx for an LSTM must be a tuple \(h_0, c_0\)"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), (torch.zeros(4, BATCH, HIDDEN),)),
+         r"must be a tuple"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), (torch.zeros(4, BATCH, HIDDEN),
+                                        torch.zeros(2, BATCH, HIDDEN))), r"hx\[1\] \(c_0\)"),
+        (lambda: GRU_LAYER(_sequence(*FULL), lengths=torch.tensor([7, 0, 3, 2])),
+         rf"lengths must be between 1 and seq_len={STEPS}, got values from 0 to 7"),
+        (lambda: GRU_LAYER(_sequence(*FULL), lengths=torch.tensor([8, 1, 3, 2])),
+         rf"lengths must be between 1 and seq_len={STEPS}"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), lengths=torch.tensor([7, 1, 3])),
+         rf"lengths must have shape \({BATCH},\)"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), lengths=torch.ones(BATCH, 1, dtype=torch.int64)),
+         r"lengths must have shape"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), lengths=lengths_tensor().float()),
+         r"lengths must be an integer tensor"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), lengths=[7.0, 1.0, 3.0, 2.0]),
+         r"lengths must be an integer tensor"),
+        (lambda: LSTM_LAYER(_sequence(*FULL), lengths=torch.ones(BATCH, dtype=torch.bool)),
+         r"lengths must be an integer tensor, got torch.bool"),
+        (lambda: GRU_LAYER(pack_padded_sequence(_sequence(*FULL), lengths_tensor(),
+                                          enforce_sorted=False), lengths=lengths_tensor()),
+         r"either a PackedSequence or lengths"),
+        (lambda: GRU_LAYER([[0.0] * INPUT] * STEPS), r"input must be a Tensor or PackedSequence"),
+        (lambda: FUSED_RNN(_sequence(*FULL), state_hook=lambda k, d, s, h: h),
+         r"state_hook needs impl='reference' or 'auto'"),
+    ],
+    ids=[
+        "rank-4", "rank-1", "rank-1-batch-first", "features", "empty", "hx-layers", "hx-batch",
+        "hx-unbatched", "gru-hx-tuple", "lstm-hx-tensor", "lstm-hx-single", "lstm-c0-shape",
+        "lengths-zero", "lengths-too-long", "lengths-count", "lengths-2d", "lengths-float",
+        "lengths-float-list", "lengths-bool", "packed-and-lengths", "input-list", "fused-hook",
+    ],
+)
+def test_forward_rejects(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: rnnlab.GRUCell(INPUT, HIDDEN)(_sequence(STEPS, BATCH, INPUT)),
+         r"input must be \(batch, input_size\) or \(input_size,\)"),
+        (lambda: rnnlab.RNNCell(INPUT, HIDDEN)(_sequence(BATCH, INPUT - 1)),
+         rf"input has {INPUT - 1} features but input_size is {INPUT}"),
+        (lambda: rnnlab.GRUCell(INPUT, HIDDEN)(_sequence(BATCH, INPUT), torch.zeros(HIDDEN)),
+         rf"hx must have shape \({BATCH}, {HIDDEN}\)"),
+        (lambda: rnnlab.RNNCell(INPUT, HIDDEN)(_sequence(INPUT), torch.zeros(1, HIDDEN)),
+         rf"hx must have shape \({HIDDEN},\)"),
+        (lambda: rnnlab.LSTMCell(INPUT, HIDDEN)(_sequence(BATCH, INPUT),
+                                                torch.zeros(BATCH, HIDDEN)),
+         r"hx for an LSTM cell must be a tuple \(h, c\)"),
+        (lambda: rnnlab.LSTMCell(INPUT, HIDDEN)(
+            _sequence(BATCH, INPUT), (torch.zeros(BATCH, HIDDEN), torch.zeros(1, HIDDEN))),
+         r"hx\[1\] must have shape"),
+    ],
+    ids=["cell-rank", "cell-features", "cell-hx", "cell-unbatched-hx", "lstm-cell-hx-tensor",
+         "lstm-cell-c-shape"],
+)
+def test_cell_forward_rejects(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_lengths_accept_other_integer_dtypes():
+    sequence = _sequence(*FULL)
+    expected, _ = GRU_LAYER(sequence, lengths=lengths_tensor())
+    output, _ = GRU_LAYER(sequence, lengths=lengths_tensor().to(torch.int32))
+    assert torch.equal(output, expected)
