@@ -1,0 +1,190 @@
+"""Counting with aⁿbⁿ (Weiss et al. 2018): next-symbol prediction, acceptance of aⁿbⁿ.
+
+Tokens: 0 = "$" (start and end of a string), 1 = a, 2 = b. A training string is $ aⁿ bⁿ $ with n
+uniform in 1..N; the model predicts every next symbol. A model *accepts* a string when every true
+next symbol gets probability above the threshold, and *rejects* it otherwise. For each n up to the
+test maximum, the model is correct on n when it accepts aⁿbⁿ and rejects both near misses aⁿbⁿ⁺¹
+and aⁿ⁺¹bⁿ; the summary is the largest n up to which it is correct for every n.
+
+With n uniform in 1..N, the ideal probability of the first b after aᵏ is 1/(N-k+1) ≥ 1/N, so the
+default threshold is 1/(2N).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating, model_device
+from rnnlab.tasks.models import LanguageModel, token_cross_entropy
+from rnnlab.tasks.synthetic import SyntheticTask, add_option, pad_sequences, positive_option
+
+BOUNDARY, A, B = 0, 1, 2
+SYMBOLS = ("$", "a", "b")
+
+
+def anbn_string(count_a: int, count_b: int) -> list[int]:
+    """Token ids of $ a^count_a b^count_b $."""
+    return [BOUNDARY] + [A] * count_a + [B] * count_b + [BOUNDARY]
+
+
+class AnbnTask(SyntheticTask):
+    """Next-symbol prediction on aⁿbⁿ, n ≤ N; evaluation checks acceptance up to a test maximum."""
+
+    name = "anbn"
+    description = "counting: next-symbol prediction on a^n b^n, accept/reject up to a test n"
+    metric = "correct_up_to"
+    higher_is_better = True
+    is_language_model = False
+
+    def __init__(
+        self,
+        *,
+        max_n: int,
+        test_max_n: int,
+        threshold: float,
+        seed: int,
+        valid_size: int,
+        test_size: int,
+    ) -> None:
+        super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"--threshold must be in (0, 1), got {threshold}")
+        self.max_n = max_n
+        self.test_max_n = test_max_n
+        self.threshold = threshold
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """--max-n (training N), --test-max-n, --threshold, evaluation-set sizes."""
+        add_option(parser, "--max-n", type=int, default=None,
+                   help="anbn: train on n = 1..N (default: 10)")
+        add_option(parser, "--test-max-n", type=int, default=None,
+                   help="anbn: check acceptance for n up to this (default: 2N)")
+        add_option(parser, "--threshold", type=float, default=None,
+                   help="anbn: a next symbol is predicted when its probability exceeds this "
+                        "(default: 1/(2N))")
+        cls.add_eval_size_arguments(parser)
+
+    @classmethod
+    def from_options(
+        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
+    ) -> AnbnTask:
+        """Build from {max_n, test_max_n, threshold, valid_size, test_size}."""
+        max_n = positive_option(options, "max_n", 10)
+        threshold = options.get("threshold")
+        return cls(
+            max_n=max_n,
+            test_max_n=positive_option(options, "test_max_n", 2 * max_n),
+            threshold=1.0 / (2 * max_n) if threshold is None else float(threshold),
+            seed=seed,
+            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
+            test_size=positive_option(options, "test_size", cls.default_test_size),
+        )
+
+    def options(self) -> dict[str, Any]:
+        """{"max_n", "test_max_n", "threshold", "valid_size", "test_size"}."""
+        return {
+            "max_n": self.max_n,
+            "test_max_n": self.test_max_n,
+            "threshold": self.threshold,
+            **self.base_options(),
+        }
+
+    def make_batch(self, generator: torch.Generator, size: int) -> Batch:
+        """Strings $ aⁿ bⁿ $ with n uniform in 1..N: inputs/targets (B, 2N+1) padded, lengths."""
+        counts = torch.randint(1, self.max_n + 1, (size,), generator=generator)  # (B,)
+        strings = [anbn_string(int(n), int(n)) for n in counts]
+        inputs, lengths = pad_sequences([string[:-1] for string in strings])
+        targets, _ = pad_sequences([string[1:] for string in strings])
+        return Batch(inputs=inputs, targets=targets, lengths=lengths)
+
+    def build_model(self, config: ModelConfig) -> nn.Module:
+        """A language model over {$, a, b} (unidirectional)."""
+        return LanguageModel(len(SYMBOLS), config)
+
+    def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
+        """Mean next-symbol cross-entropy over the valid steps."""
+        logits, _ = model(batch.inputs, batch.lengths)  # (B, T, 3)
+        loss, count = token_cross_entropy(logits, batch.targets, batch.lengths)
+        return StepOutput(loss=loss, count=count)
+
+    def _lowest_probabilities(self, model: nn.Module, strings: list[list[int]]) -> torch.Tensor:
+        """For each string, the lowest probability the model gives a true next symbol (S,)."""
+        device = model_device(model)
+        inputs, lengths = pad_sequences([string[:-1] for string in strings])
+        targets, _ = pad_sequences([string[1:] for string in strings])
+        logits, _ = model(inputs.to(device), lengths.to(device))  # (S, T, 3)
+        probabilities = torch.softmax(logits.float(), dim=-1).cpu()
+        chosen = probabilities.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (S, T)
+        steps = torch.arange(targets.shape[1]).unsqueeze(0)
+        chosen = chosen.masked_fill(steps >= lengths.unsqueeze(1), 1.0)
+        return chosen.min(dim=1).values
+
+    def counting_report(self, model: nn.Module) -> dict[str, Any]:
+        """Acceptance of aⁿbⁿ and rejection of aⁿbⁿ⁺¹, aⁿ⁺¹bⁿ for n = 1..test_max_n.
+
+        Returns {"threshold", "max_n", "test_max_n", "results": [{"n", "accepts", "rejects_more_b",
+        "rejects_more_a", "correct"}, ...], "correct_up_to", "max_correct_n", "accuracy"}.
+        """
+        ns = list(range(1, self.test_max_n + 1))
+        strings = (
+            [anbn_string(n, n) for n in ns]
+            + [anbn_string(n, n + 1) for n in ns]
+            + [anbn_string(n + 1, n) for n in ns]
+        )
+        with evaluating(model):
+            lowest = self._lowest_probabilities(model, strings)
+        above = (lowest > self.threshold).tolist()
+        count = len(ns)
+        results = []
+        for index, n in enumerate(ns):
+            accepts, rejects_b, rejects_a = (
+                above[index], not above[count + index], not above[2 * count + index]
+            )
+            results.append({
+                "n": n,
+                "accepts": accepts,
+                "rejects_more_b": rejects_b,
+                "rejects_more_a": rejects_a,
+                "correct": accepts and rejects_b and rejects_a,
+            })
+        correct_up_to = 0
+        for result in results:
+            if not result["correct"]:
+                break
+            correct_up_to = result["n"]
+        correct_ns = [result["n"] for result in results if result["correct"]]
+        return {
+            "threshold": self.threshold,
+            "max_n": self.max_n,
+            "test_max_n": self.test_max_n,
+            "results": results,
+            "correct_up_to": correct_up_to,
+            "max_correct_n": max(correct_ns, default=0),
+            "accuracy": len(correct_ns) / count,
+        }
+
+    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
+        """{"loss" on the split's strings, "accuracy" (share of n correct), "correct_up_to",
+        "max_correct_n"}; the per-n table is :meth:`counting_report`."""
+        total, count = 0.0, 0
+        with evaluating(model):
+            for batch in self.eval_chunks(model, split, batch_size):
+                output = self.step(model, batch)
+                total += float(output.loss) * output.count
+                count += output.count
+        report = self.counting_report(model)
+        return {
+            "loss": total / count,
+            "accuracy": float(report["accuracy"]),
+            "correct_up_to": float(report["correct_up_to"]),
+            "max_correct_n": float(report["max_correct_n"]),
+        }
+
+    def chance(self) -> dict[str, float]:
+        """A model that counts nothing is correct for no n."""
+        return {"correct_up_to": 0.0, "accuracy": 0.0}

@@ -1,0 +1,124 @@
+"""Shared machinery of the generated tasks: options, seeded batches, fixed evaluation sets."""
+
+from __future__ import annotations
+
+import abc
+import argparse
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rnnlab.tasks.base import Batch, Task, model_device, shard_bounds, step_generator
+
+# evaluation sets are generated with these pseudo-steps, which training (steps >= 0) never uses
+SPLIT_STEPS = {"valid": -1, "test": -2}
+
+
+def add_option(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
+    """``parser.add_argument`` that skips an option another task already added.
+
+    Tasks share a few options with the same meaning (``--length``, ``--valid-size``); their
+    argparse default is None and each task resolves None to its own default in ``from_options``.
+    """
+    try:
+        parser.add_argument(*flags, **kwargs)
+    except argparse.ArgumentError:
+        pass
+
+
+def positive_option(options: dict[str, Any], key: str, default: int) -> int:
+    """``options[key]`` (``default`` when missing or None), checked to be a positive integer."""
+    value = options.get(key)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        flag = "--" + key.replace("_", "-")
+        raise ValueError(f"{flag} must be a positive integer, got {value!r}")
+    return value
+
+
+def pad_sequences(sequences: list[list[int]], padding: int = 0) -> tuple[Tensor, Tensor]:
+    """Right-pad token-id lists into ids (B, T_max) int64 and lengths (B,) int64."""
+    lengths = torch.tensor([len(sequence) for sequence in sequences], dtype=torch.long)
+    ids = torch.full((len(sequences), int(lengths.max())), padding, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+    return ids, lengths  # (B, T), (B,)
+
+
+def choice(generator: torch.Generator, options: Sequence[str]) -> str:
+    """One element of ``options`` drawn uniformly with ``generator``."""
+    return options[int(torch.randint(len(options), (1,), generator=generator))]
+
+
+def iterate_chunks(batch: Batch, batch_size: int, device: torch.device) -> Iterator[Batch]:
+    """Consecutive sub-batches of at most ``batch_size`` rows, moved to ``device``."""
+    if batch_size <= 0:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
+    for start in range(0, len(batch), batch_size):
+        stop = start + batch_size
+        yield Batch(
+            inputs=batch.inputs[start:stop],
+            targets=batch.targets[start:stop],
+            lengths=None if batch.lengths is None else batch.lengths[start:stop],
+        ).to(device)
+
+
+class SyntheticTask(Task):
+    """A task whose data is generated from a seed: ``make_batch(generator, size)`` is the data.
+
+    Training batch ``step`` is generated from ``step_generator(seed, step)``; the valid and test
+    sets are fixed sets generated once from pseudo-steps -1 and -2.
+    """
+
+    default_valid_size = 512
+    default_test_size = 512
+
+    def __init__(self, *, seed: int, valid_size: int, test_size: int) -> None:
+        self.seed = int(seed)
+        self.valid_size = valid_size
+        self.test_size = test_size
+        self._eval_sets: dict[str, Batch] = {}
+
+    @classmethod
+    def add_eval_size_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """The shared ``--valid-size`` / ``--test-size`` options."""
+        add_option(parser, "--valid-size", type=int, default=None,
+                   help="examples in the generated validation set (default: 512)")
+        add_option(parser, "--test-size", type=int, default=None,
+                   help="examples in the generated test set (default: 512)")
+
+    @abc.abstractmethod
+    def make_batch(self, generator: torch.Generator, size: int) -> Batch:
+        """Generate ``size`` examples with ``generator`` (the whole data distribution)."""
+
+    def make_eval_batch(self, generator: torch.Generator, size: int) -> Batch:
+        """The evaluation-set distribution; the training distribution unless overridden."""
+        return self.make_batch(generator, size)
+
+    def train_batch(
+        self, step: int, batch_size: int, *, rank: int = 0, world_size: int = 1
+    ) -> Batch:
+        """Global batch ``step`` generated from (seed, step); rank ``rank``'s shard of it."""
+        shard_bounds(batch_size, rank, world_size)  # validates before generating
+        batch = self.make_batch(step_generator(self.seed, step), batch_size)
+        return batch.shard(rank, world_size)
+
+    def eval_set(self, split: str) -> Batch:
+        """The fixed validation or test set (generated once, then cached)."""
+        self.check_split(split)
+        if split not in self._eval_sets:
+            size = self.valid_size if split == "valid" else self.test_size
+            generator = step_generator(self.seed, SPLIT_STEPS[split])
+            self._eval_sets[split] = self.make_eval_batch(generator, size)
+        return self._eval_sets[split]
+
+    def eval_chunks(self, model: torch.nn.Module, split: str, batch_size: int) -> Iterator[Batch]:
+        """The evaluation set of ``split`` in chunks on the model's device."""
+        return iterate_chunks(self.eval_set(split), batch_size, model_device(model))
+
+    def base_options(self) -> dict[str, Any]:
+        """The options every synthetic task has."""
+        return {"valid_size": self.valid_size, "test_size": self.test_size}

@@ -1,0 +1,97 @@
+"""Classification from CSV, TSV and JSONL with named columns; errors; a model that learns."""
+
+import csv
+import json
+import random
+
+import pytest
+import torch
+
+from rnnlab.errors import DataError
+from rnnlab.tasks import ModelConfig, get_task
+
+POSITIVE = ["great", "lovely", "fine", "superb"]
+NEGATIVE = ["awful", "poor", "bad", "dreadful"]
+
+
+def rows(count=120, seed=0):
+    rng = random.Random(seed)
+    result = []
+    for _ in range(count):
+        good = rng.random() < 0.5
+        words = ["the", "food", "was", rng.choice(POSITIVE if good else NEGATIVE)]
+        words += ["and", "the", "room"] * rng.randint(0, 2)
+        result.append({"Review": " ".join(words), "stars": "good" if good else "bad",
+                       "id": str(len(result))})
+    return result
+
+
+def write(path, records):
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(record) + "\n" for record in records), "utf-8")
+        return path
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(records[0]),
+                                delimiter="," if path.suffix == ".csv" else "\t")
+        writer.writeheader()
+        writer.writerows(records)
+    return path
+
+
+def make(data, **options):
+    return get_task("classify").from_options(options, data=str(data), seq_len=None, seed=0)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_reads_each_format_with_named_columns(tmp_path, suffix):
+    path = write(tmp_path / f"reviews{suffix}", rows())
+    task = make(path, text_column="Review", label_column="stars", split=0.1)
+    assert task.labels == ["bad", "good"]
+    assert [len(task.examples[split]) for split in ("train", "valid", "test")] == [96, 12, 12]
+    batch = task.train_batch(0, 8)
+    assert batch.inputs.shape[0] == 8 and batch.lengths.max() == batch.inputs.shape[1]
+    assert task.examples["train"][0][0][:3] == ["the", "food", "was"]  # lower-cased words
+
+
+def test_default_columns_by_header_and_directory_layout(tmp_path):
+    records = [{"Text": record["Review"], "Label": record["stars"]} for record in rows()]
+    write(tmp_path / "train.csv", records[:80])
+    write(tmp_path / "valid.csv", records[80:100])
+    write(tmp_path / "test.csv", records[100:])
+    task = make(tmp_path)
+    assert (task.text_column, task.label_column) == ("Text", "Label")
+    assert len(task.examples["valid"]) == 20 and len(task.examples["test"]) == 20
+
+
+def test_column_and_label_errors(tmp_path):
+    path = write(tmp_path / "reviews.csv", rows())
+    with pytest.raises(DataError, match=r"unknown text column 'body' .*columns: Review, stars, id"):
+        make(path, text_column="body", label_column="stars")
+    with pytest.raises(DataError, match="no label column found"):
+        make(path, text_column="Review")
+    one_class = [dict(record, stars="good") for record in rows()]
+    with pytest.raises(DataError, match="has 1 class"):
+        make(write(tmp_path / "one.csv", one_class), text_column="Review", label_column="stars")
+    with pytest.raises(DataError, match="data file not found"):
+        make(tmp_path / "nope.csv")
+
+
+def test_classifier_learns_and_epochs_cover_the_data(tmp_path):
+    task = make(write(tmp_path / "reviews.tsv", rows(200)), text_column="Review",
+                label_column="stars")
+    per_epoch = task.steps_per_epoch(16)
+    seen = torch.cat([task.train_batch(step, 16).targets for step in range(per_epoch)])
+    assert len(seen) == per_epoch * 16
+    torch.manual_seed(0)
+    config = ModelConfig(cell="gru", hidden=16, embedding=8, bidirectional=True, pooling="max")
+    model = task.build_model(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(60):
+        output = task.step(model, task.train_batch(step, 16))
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+    assert task.evaluate(model, "test", 32)["accuracy"] > 0.9
+    restored = make(tmp_path / "reviews.tsv", text_column="Review", label_column="stars")
+    restored.load_state_dict(task.state_dict())
+    assert restored.vocabulary.tokens == task.vocabulary.tokens

@@ -1,0 +1,105 @@
+"""Language modelling on a small generated corpus, truncated BPTT, generation, data errors."""
+
+import math
+import random
+
+import pytest
+import torch
+
+from rnnlab.errors import DataError
+from rnnlab.tasks import ModelConfig, detach_carry, get_task
+
+
+def write_corpus(directory, lines=400, seed=0):
+    """A tiny regular corpus: 'the <animal> <verb> the <thing> .' sentences."""
+    rng = random.Random(seed)
+    animals, verbs, things = ["cat", "dog", "bird"], ["sees", "eats", "likes"], ["fish", "ball"]
+    text = "\n".join(
+        f"the {rng.choice(animals)} {rng.choice(verbs)} the {rng.choice(things)} ."
+        for _ in range(lines)
+    )
+    path = directory / "corpus.txt"
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def make(path, seq_len=10, **options):
+    return get_task("lm").from_options(options, data=str(path), seq_len=seq_len, seed=0)
+
+
+def test_vocabulary_split_and_batches(tmp_path):
+    task = make(write_corpus(tmp_path), level="word")
+    assert task.vocabulary.tokens[:2] == ["<unk>", "<eos>"] and len(task.vocabulary) == 12
+    batch = task.train_batch(0, 4)
+    assert batch.inputs.shape == (4, 10) and batch.reset_carry
+    assert torch.equal(batch.inputs[:, 1:], batch.targets[:, :-1])
+    following = task.train_batch(1, 4)
+    assert torch.equal(following.inputs[:, 0], batch.targets[:, -1])  # contiguous windows
+    assert not following.reset_carry
+    windows = task.steps_per_epoch(4)
+    assert torch.equal(task.train_batch(windows, 4).inputs, batch.inputs)
+    small = make(write_corpus(tmp_path), vocab_size=5)
+    assert len(small.vocabulary) == 5
+    assert small.state_dict()["vocabulary"]["tokens"][0] == "<unk>"
+
+
+def test_perplexity_falls_below_unigram_and_generation_works(tmp_path):
+    task = make(write_corpus(tmp_path), seq_len=12)
+    torch.manual_seed(0)
+    model = task.build_model(ModelConfig(cell="lstm", hidden=32, embedding=16))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    carry = None
+    for step in range(120):
+        output = task.step(model, task.train_batch(step, 8), carry)
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+        carry = detach_carry(output.carry)
+    results = task.evaluate(model, "valid", 4)
+    unigram = task.chance()["perplexity"]
+    assert results["perplexity"] == pytest.approx(math.exp(results["loss"]))
+    assert results["perplexity"] < 0.6 * unigram
+    text = task.generate(model, "the cat zebra", 6, 0.8, torch.Generator().manual_seed(1))
+    assert text.startswith("the cat zebra")
+    assert len(text.split()) >= 4
+
+
+def test_char_level_reports_bits_per_character(tmp_path):
+    task = make(write_corpus(tmp_path, lines=60), level="char", seq_len=20)
+    assert "\n" in task.vocabulary.tokens
+    model = task.build_model(ModelConfig(hidden=16, embedding=8))
+    results = task.evaluate(model, "test", 4)
+    assert results["bits_per_character"] == pytest.approx(results["loss"] / math.log(2))
+    text = task.generate(model, "the ", 10, 1.0, torch.Generator().manual_seed(0))
+    assert text.startswith("the ") and len(text) == 14
+
+
+def test_directory_layout_is_used(tmp_path):
+    for split, lines in (("train", 50), ("valid", 5), ("test", 5)):
+        (tmp_path / f"{split}.txt").write_text("a b c a b\n" * lines, encoding="utf-8")
+    task = make(tmp_path, seq_len=5)
+    assert len(task.tokens["valid"]) == 30
+
+
+def test_data_errors_are_one_line(tmp_path):
+    with pytest.raises(DataError, match="data file not found"):
+        make(tmp_path / "missing.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n", encoding="utf-8")
+    with pytest.raises(DataError, match="empty"):
+        make(empty)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1") * 3)
+    with pytest.raises(DataError, match=r"not UTF-8 text: byte 0xe9 at offset 3"):
+        make(latin)
+    short = tmp_path / "short.txt"
+    short.write_text("one two\nthree four\nfive six\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"too short for the BPTT length 35 \(needs at least 36\)"):
+        make(short, seq_len=35)
+    corpus = write_corpus(tmp_path, lines=40)
+    with pytest.raises(DataError, match="too short for batch size 64"):
+        make(corpus).train_batch(0, 64)
+    with pytest.raises(ValueError, match="cannot be bidirectional"):
+        make(corpus).build_model(ModelConfig(bidirectional=True))
+    with pytest.raises(ValueError, match="unknown level"):
+        make(corpus, level="byte")
