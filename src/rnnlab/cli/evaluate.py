@@ -1,0 +1,47 @@
+"""``rnnlab evaluate RUN_DIR [--data FILE]``: evaluate a trained run on its test (or other) data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnnlab.cli._parser import positive_int
+from rnnlab.training import load_run
+
+NAME = "evaluate"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``rnnlab evaluate`` to the top-level parser."""
+    parser = subparsers.add_parser(
+        NAME,
+        help="evaluate a trained run",
+        description="Evaluate the best (or last) model of a run directory on the test split of "
+        "its data, or of FILE (read with the run's vocabulary and labels).",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `rnnlab train`")
+    parser.add_argument("--data", metavar="FILE", help="evaluate on this data instead")
+    parser.add_argument("--split", choices=("test", "valid"), default="test",
+                        help="which split to evaluate (default: test)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="which weights to evaluate (default: best)")
+    parser.add_argument("--batch-size", type=positive_int, metavar="B",
+                        help="evaluation batch size (default: the run's)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                        help="where to evaluate (default: cpu)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print ``<split>_<metric> value`` lines (or JSON); returns the exit code."""
+    loaded = load_run(args.run_dir, data=args.data, which=args.checkpoint, device=args.device)
+    batch_size = args.batch_size or loaded.config.batch_size
+    metrics = loaded.task.evaluate(loaded.model, args.split, batch_size)
+    named = {f"{args.split}_{key}": float(value) for key, value in metrics.items()}
+    if args.json:
+        print(json.dumps(named))
+    else:
+        for key, value in named.items():
+            print(f"{key} {value:.6g}")
+    return 0

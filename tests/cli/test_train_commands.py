@@ -1,0 +1,187 @@
+"""`rnnlab train / evaluate / generate / tasks` end to end on real tasks, and every bad input:
+one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from rnnlab.cli import main
+from rnnlab.tasks import TASKS
+from rnnlab.training import load_run
+
+TINY = ["--hidden", "8", "--embedding", "8", "--batch-size", "4", "--quiet", "--device", "cpu"]
+ADDING = ["train", "adding", "--length", "6", "--valid-size", "16", "--test-size", "16", *TINY]
+
+
+def rnnlab(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def words_file(path, lines: int = 60, seed: int = 0):
+    generator = random.Random(seed)
+    vocabulary = ["the", "cat", "dog", "sat", "on", "a", "mat", "ran", "far", "home"]
+    text = "\n".join(" ".join(generator.choice(vocabulary) for _ in range(8)) for _ in range(lines))
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def classify_file(path, labels=("pos", "neg")):
+    rows = ["text,label"] + [f"word{i % 7} other{i % 3},{labels[i % len(labels)]}"
+                             for i in range(40)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_tasks_lists_every_task_with_its_description(capsys) -> None:
+    code, out, _ = rnnlab(capsys, "tasks")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == len(TASKS)
+    for line, (name, task_class) in zip(lines, TASKS.items()):
+        assert line.split()[0] == name and line.endswith(task_class.description)
+
+
+def test_train_help_lists_tasks_and_options(capsys) -> None:
+    code, out, _ = rnnlab(capsys, "train", "--help")
+    assert code == 0
+    for text in ("--cell", "--layers", "--hidden", "--embedding", "--bidirectional",
+                 "--connection", "--dropout", "--seq-len", "--batch-size", "--steps", "--epochs",
+                 "--lr", "--optimizer", "--clip", "--seed", "--data", "--out", "--config",
+                 "--resume", "--quiet", *TASKS):
+        assert text in out
+
+
+def test_train_writes_run_directory_then_evaluate_reads_it(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    code, out, err = rnnlab(capsys, *ADDING, "--steps", "6", "--out", str(run))
+    assert code == 0, err
+    assert f"run directory: {run}" in out and "test_mse" in out
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.jsonl", "checkpoints",
+                                               "results.json"}
+    results = json.loads((run / "results.json").read_text())
+    assert {"test_mse", "valid_mse", "chance_mse", "steps"} <= set(results)
+    code, out, _ = rnnlab(capsys, "evaluate", str(run), "--json")
+    assert code == 0
+    assert json.loads(out)["test_mse"] == pytest.approx(results["test_mse"], rel=1e-6)
+
+
+def test_config_file_options_are_overridden_by_the_command_line(tmp_path, capsys) -> None:
+    config = tmp_path / "options.yaml"
+    config.write_text("hidden: 6\nlayers: 2\ncell: gru\nlength: 5\nsteps: 3\n", encoding="utf-8")
+    code, _, err = rnnlab(capsys, *ADDING, "--config", str(config), "--layers", "1",
+                          "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    loaded = load_run(tmp_path / "run")
+    assert loaded.config.model.cell == "gru" and loaded.config.model.layers == 1
+    assert loaded.config.model.hidden == 8  # TINY's --hidden 8 beats the file's 6
+    assert loaded.config.task_options["length"] == 6 and loaded.config.steps == 3
+    # a run's own config.yaml is a valid --config file: the same run again
+    code, _, err = rnnlab(capsys, "train", "--config", str(tmp_path / "run" / "config.yaml"),
+                          "--quiet", "--out", str(tmp_path / "again"))
+    assert code == 0, err
+    again = load_run(tmp_path / "again", which="last")
+    for name, tensor in load_run(tmp_path / "run", which="last").model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[name], tensor)
+
+
+def test_resume_extends_a_run_to_the_uninterrupted_result(tmp_path, capsys) -> None:
+    common = [*ADDING, "--optimizer", "adam", "--lr", "0.01", "--eval-every", "2"]
+    assert rnnlab(capsys, *common, "--steps", "6", "--out", str(tmp_path / "whole"))[0] == 0
+    assert rnnlab(capsys, *common, "--steps", "3", "--out", str(tmp_path / "cut"))[0] == 0
+    code, _, err = rnnlab(capsys, "train", "--resume", str(tmp_path / "cut"), "--steps", "6",
+                          "--quiet")
+    assert code == 0, err
+    whole = load_run(tmp_path / "whole", which="last").model.state_dict()
+    resumed = load_run(tmp_path / "cut", which="last").model.state_dict()
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+    code, _, err = rnnlab(capsys, "train", "--resume", str(tmp_path / "cut"), "--hidden", "4")
+    assert code == 2 and "--hidden cannot be changed" in err
+
+
+def test_language_model_trains_and_generates(tmp_path, capsys) -> None:
+    data = words_file(tmp_path / "corpus.txt")
+    run = tmp_path / "lm"
+    code, out, err = rnnlab(capsys, "train", "lm", "--data", str(data), "--seq-len", "5",
+                            *TINY, "--steps", "4", "--out", str(run))
+    assert code == 0, err
+    assert "test_perplexity" in out
+    code, out, err = rnnlab(capsys, "generate", str(run), "--prompt", "the cat", "--length", "5",
+                            "--temperature", "0.8")
+    assert code == 0, err
+    assert out.startswith("the cat") and len(out.split()) == 7
+
+
+def one_line_error(code: int, err: str) -> str:
+    assert code == 2
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("make_args, expected", [
+    (lambda tmp: ["lm", "--data", str(tmp / "missing.txt")], "not found"),
+    (lambda tmp: ["lm", "--data", str(tmp / "empty.txt")], "empty"),
+    (lambda tmp: ["lm", "--data", str(tmp / "latin1.txt")], "not UTF-8"),
+    (lambda tmp: ["lm", "--data", str(tmp / "short.txt"), "--seq-len", "35"], "too short"),
+    (lambda tmp: ["lm", "--data", str(tmp / "corpus.txt"), "--bidirectional"], "bidirectional"),
+    (lambda tmp: ["classify", "--data", str(tmp / "data.csv"), "--text-column", "body"],
+     "body"),
+    (lambda tmp: ["classify", "--data", str(tmp / "one.csv")], "class"),
+    (lambda tmp: ["nosuchtask"], "unknown task 'nosuchtask' (known: adding"),
+    (lambda tmp: ["adding", "--cell", "transformer"], "invalid choice: 'transformer'"),
+    (lambda tmp: ["adding", "--hidden", "0"], "expected a positive integer, got 0"),
+    (lambda tmp: ["adding", "--batch-size", "-4"], "expected a positive integer"),
+    (lambda tmp: ["adding", "--seq-len", "0"], "expected a positive integer"),
+    (lambda tmp: ["adding", "--level", "char"], "--level does not apply to task 'adding'"),
+    (lambda tmp: ["adding", "--config", str(tmp / "bad.yaml")], "unknown option 'hiden'"),
+    (lambda tmp: ["adding", "--steps", "3", "--epochs", "2"], "not allowed with"),
+    (lambda tmp: [], "name a task"),
+])
+def test_bad_training_input_is_one_line_and_exit_2(tmp_path, capsys, make_args, expected) -> None:
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1") * 20)
+    (tmp_path / "short.txt").write_text("a b\nc d\ne f\n", encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text("hiden: 3\n", encoding="utf-8")
+    words_file(tmp_path / "corpus.txt")
+    classify_file(tmp_path / "data.csv")
+    classify_file(tmp_path / "one.csv", labels=("pos",))
+    code, _, err = rnnlab(capsys, "train", *make_args(tmp_path), *TINY, "--steps", "2",
+                          "--out", str(tmp_path / "run"))
+    assert expected in one_line_error(code, err)
+
+
+def test_bad_run_directories_are_one_line_and_exit_2(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert rnnlab(capsys, *ADDING, "--steps", "2", "--out", str(run))[0] == 0
+    code, _, err = rnnlab(capsys, "evaluate", str(tmp_path / "nowhere"))
+    assert "not a run directory" in one_line_error(code, err)
+    code, _, err = rnnlab(capsys, "evaluate", str(tmp_path))
+    assert "not an rnnlab run directory" in one_line_error(code, err)
+    code, _, err = rnnlab(capsys, "generate", str(run), "--prompt", "x")
+    assert "not a language model" in one_line_error(code, err)
+    (run / "checkpoints" / "best.pt").write_bytes(b"PK\x03\x04 truncated zip")
+    code, _, err = rnnlab(capsys, "evaluate", str(run))
+    assert "corrupted" in one_line_error(code, err)
+    torch.save({"state_dict": {}}, run / "checkpoints" / "best.pt")
+    code, _, err = rnnlab(capsys, "evaluate", str(run))
+    assert "not an rnnlab checkpoint" in one_line_error(code, err)
+    code, _, err = rnnlab(capsys, "train", "--resume", str(run))
+    assert "already" not in err  # last.pt is intact: resuming a finished run just re-evaluates
+    assert code == 0
+    (run / "checkpoints" / "last.pt").write_bytes(b"garbage")
+    code, _, err = rnnlab(capsys, "train", "--resume", str(run))
+    assert "corrupted" in one_line_error(code, err)
+    code, _, err = rnnlab(capsys, "train", "--resume", str(tmp_path / "nowhere"))
+    assert "not a run directory" in one_line_error(code, err)
+    code, _, err = rnnlab(capsys, *ADDING, "--steps", "2", "--out", str(tmp_path / "run"))
+    assert "already holds a run" in one_line_error(code, err)

@@ -1,0 +1,43 @@
+"""Data-parallel training under torchrun equals single-process training on the same global batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import rnnlab
+from rnnlab.cli import main
+from rnnlab.training import load_checkpoint
+
+OPTIONS = ["adding", "--length", "6", "--valid-size", "16", "--test-size", "16", "--hidden", "8",
+           "--batch-size", "8", "--steps", "6", "--eval-every", "3", "--optimizer", "sgd",
+           "--lr", "0.5", "--clip", "1", "--quiet", "--device", "cpu"]
+
+
+def torchrun(out: Path, processes: int) -> subprocess.CompletedProcess[str]:
+    source = str(Path(rnnlab.__file__).resolve().parents[1])
+    environment = {**os.environ, "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1",
+                   "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={processes}", "-m", "rnnlab.cli", "train", *OPTIONS,
+               "--out", str(out)]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+@pytest.mark.slow  # two torch processes plus the launcher: ~25 s on 2 shared cores
+def test_two_processes_match_one(tmp_path) -> None:
+    assert main(["train", *OPTIONS, "--out", str(tmp_path / "single")]) == 0
+    finished = torchrun(tmp_path / "parallel", 2)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.count("run directory:") == 1  # rank 0 alone reports
+    single = load_checkpoint(tmp_path / "single" / "checkpoints" / "last.pt")
+    parallel = load_checkpoint(tmp_path / "parallel" / "checkpoints" / "last.pt")
+    assert parallel["step"] == single["step"] == 6
+    for name, tensor in single["model"].items():
+        torch.testing.assert_close(parallel["model"][name], tensor, atol=1e-6, rtol=1e-5)
