@@ -72,6 +72,18 @@ def test_nonfinite_norm() -> None:
         clip_grad_norm(model.parameters(), 0.0)
 
 
+def test_skip_nonfinite_leaves_gradients_untouched() -> None:
+    model = model_with_gradients(1000.0)
+    model.head.weight.grad[0, 0] = float("inf")
+    before = [parameter.grad.clone() for parameter in model.parameters()]
+    norm = clip_grad_norm(model.parameters(), 1.0, skip_nonfinite=True)
+    assert math.isinf(float(norm))
+    after = [parameter.grad for parameter in model.parameters()]
+    assert all(torch.equal(old, new) for old, new in zip(before, after, strict=True))
+    clip_grad_norm(model.parameters(), 1.0)  # torch's semantics: scaled by 1/inf -> zeros/NaN
+    assert not all(torch.equal(old, new) for old, new in zip(before, after, strict=True))
+
+
 def test_parameter_groups() -> None:
     assert parameter_group("rnn.weight_hh_l1_reverse") == "rnn.l1_reverse"
     assert parameter_group("encoder.rnn.bias_ih_l0") == "encoder.rnn.l0"

@@ -75,6 +75,7 @@ def clip_grad_norm(
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
     *,
+    skip_nonfinite: bool = False,
     stats: GradientStats | None = None,
 ) -> Tensor:
     """Rescale gradients so that their joint norm is at most ``max_norm``; return the old norm.
@@ -90,6 +91,9 @@ def clip_grad_norm(
         max_norm: the threshold (> 0).
         norm_type: p of the p-norm (``float("inf")`` for the max norm).
         error_if_nonfinite: raise if the total norm is NaN or Inf (nothing is clipped).
+        skip_nonfinite: leave the gradients untouched when the total norm is NaN or Inf (torch
+            would multiply them all by NaN), so that a caller such as the trainer's rollback
+            guard can still find the parameter whose gradient went bad.
         stats: if given, the step is recorded there (total norm, per-layer norms when names are
             known, threshold, whether it clipped).
     Returns:
@@ -101,14 +105,9 @@ def clip_grad_norm(
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
     named = _named(parameters)
     gradients = [parameter.grad for _, parameter in named if parameter.grad is not None]
-    if not gradients:
-        total = torch.tensor(0.0)
-    else:
-        norms = [torch.linalg.vector_norm(gradient.detach(), norm_type) for gradient in gradients]
-        device = gradients[0].device
-        total = torch.linalg.vector_norm(
-            torch.stack([norm.to(device) for norm in norms]), norm_type
-        )
+    # torch's own helpers: one fused (foreach) pass over all gradients, bit-identical results.
+    total = (torch.nn.utils.get_total_norm(gradients, norm_type) if gradients
+             else torch.tensor(0.0))
     if error_if_nonfinite and not bool(torch.isfinite(total)):
         raise ValueError(
             f"the total norm of order {norm_type} of the gradients is non-finite ({float(total)}),"
@@ -116,10 +115,9 @@ def clip_grad_norm(
         )
     if stats is not None:
         stats.record(total, _group_norms(named, norm_type), max_norm=max_norm)
-    if gradients:
-        coefficient = torch.clamp(max_norm / (total + _EPSILON), max=1.0)
-        for gradient in gradients:
-            gradient.detach().mul_(coefficient.to(gradient.device))
+    if gradients and not (skip_nonfinite and not bool(torch.isfinite(total))):
+        with_grad = [parameter for _, parameter in named if parameter.grad is not None]
+        torch.nn.utils.clip_grads_with_norm_(with_grad, max_norm, total)
     return total
 
 

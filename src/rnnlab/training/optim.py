@@ -1,12 +1,12 @@
-"""Optimizers, the plateau-halving schedule, and gradient-norm clipping."""
+"""Optimizers, the plateau-halving schedule, and gradient-norm clipping (rnnlab.diagnostics)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import torch
 
+from rnnlab.diagnostics import clip_grad_norm
 from rnnlab.training.config import TrainConfig
 
 
@@ -57,14 +57,10 @@ def gradient_norm(parameters: list[torch.nn.Parameter], max_norm: float | None) 
     A non-finite norm is returned as is and the gradients are left untouched, so the guard can
     name the parameter whose gradient went bad.
     """
+    if max_norm is not None:
+        return float(clip_grad_norm(parameters, max_norm, skip_nonfinite=True))
     gradients = [p.grad for p in parameters if p.grad is not None]
-    if not gradients:
-        return 0.0
-    norm = torch.nn.utils.get_total_norm(gradients)  # scalar tensor
-    value = float(norm)
-    if max_norm is not None and math.isfinite(value):
-        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
-    return value
+    return float(torch.nn.utils.get_total_norm(gradients)) if gradients else 0.0
 
 
 def first_non_finite_gradient(named_parameters: Iterable[tuple[str, torch.nn.Parameter]]) -> str:
