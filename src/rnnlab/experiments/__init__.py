@@ -1,0 +1,34 @@
+"""``rnnlab lecture``: the lecture's claims as measured experiments, and the report writer.
+
+Each experiment is one module (:mod:`.vanishing`, :mod:`.memory`, :mod:`.clipping`,
+:mod:`.lstm_vs_gru`, :mod:`.agreement`, :mod:`.bidirectional`, :mod:`.depth`) exposing an
+:class:`Experiment`; :func:`run_lecture` runs them and writes the report (:mod:`.report`).
+Experiment modules are imported only when run.
+"""
+
+from rnnlab.experiments.base import (
+    STATUSES,
+    Check,
+    Experiment,
+    ExperimentContext,
+    ExperimentResult,
+    Verdict,
+)
+from rnnlab.experiments.report import validate_results, write_report
+from rnnlab.experiments.runner import NAMES, Lecture, load_experiment, resolve_names, run_lecture
+
+__all__ = [
+    "NAMES",
+    "STATUSES",
+    "Check",
+    "Experiment",
+    "ExperimentContext",
+    "ExperimentResult",
+    "Lecture",
+    "Verdict",
+    "load_experiment",
+    "resolve_names",
+    "run_lecture",
+    "validate_results",
+    "write_report",
+]

@@ -1,0 +1,231 @@
+"""Run the lecture's experiments (in this process or in parallel worker processes) and report.
+
+    from rnnlab.experiments import run_lecture
+    lecture = run_lecture("lecture-report", budget="quick", only=["vanishing"])
+    lecture.index          # lecture-report/index.html
+    lecture.data["experiments"]["vanishing"]["verdict"]
+
+Budgets: ``"quick"`` (well under two minutes on 2 CPU cores; verdicts may be inconclusive),
+``"default"`` (the whole report in at most ten minutes; about four measured) and ``"full"``
+(more seeds, longer sequences, much slower). Each experiment maps the budget to its own
+sizes, recorded in results.json.
+
+Every experiment runs with one intra-op thread: the models are small, and on a shared 2-core
+machine several threads per process contend and make training many times slower. ``jobs`` > 1
+runs independent experiments in that many ``spawn``-ed worker processes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import importlib
+import multiprocessing
+import os
+import platform
+import queue
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnlab import __version__
+from rnnlab.experiments.base import BUDGETS, Experiment, ExperimentContext, ProgressHook
+from rnnlab.experiments.report import write_report
+
+# name used by --only -> module of rnnlab.experiments, in report order
+MODULES = {
+    "vanishing": "vanishing",
+    "memory": "memory",
+    "clipping": "clipping",
+    "lstm-vs-gru": "lstm_vs_gru",
+    "agreement": "agreement",
+    "bidirectional": "bidirectional",
+    "depth": "depth",
+}
+NAMES = tuple(MODULES)
+DEFAULT_SEEDS = {"quick": 2, "default": 3, "full": 5}
+
+
+@dataclass
+class Lecture:
+    """A finished lecture run.
+
+    Attributes:
+        data: the content of results.json.
+        index: path of the report's index.html.
+        errors: experiment name -> traceback text, for experiments that raised (their verdict is
+            "inconclusive" and the reason names the error).
+    """
+
+    data: dict[str, Any]
+    index: Path
+    errors: dict[str, str]
+
+
+def load_experiment(name: str) -> Experiment:
+    """The :class:`Experiment` called ``name`` (ValueError listing the names otherwise)."""
+    if name not in MODULES:
+        raise ValueError(f"unknown experiment {name!r} (known: {', '.join(NAMES)})")
+    module = importlib.import_module(f"rnnlab.experiments.{MODULES[name]}")
+    return module.EXPERIMENT
+
+
+def resolve_names(only: str | Sequence[str] | None) -> list[str]:
+    """Experiment names to run, in report order: all, or those of a comma list / sequence."""
+    if only is None:
+        return list(NAMES)
+    requested = [part.strip() for part in (only.split(",") if isinstance(only, str) else only)]
+    requested = [name for name in requested if name]
+    if not requested:
+        raise ValueError(f"no experiment named (known: {', '.join(NAMES)})")
+    for name in requested:
+        if name not in MODULES:
+            raise ValueError(f"unknown experiment {name!r} (known: {', '.join(NAMES)})")
+    return [name for name in NAMES if name in requested]
+
+
+def run_experiment(name: str, budget: str, seeds: list[int], plot_dir: str | Path,
+                   progress: ProgressHook | None = None) -> dict[str, Any]:
+    """Run one experiment with one intra-op thread and return its results.json entry.
+
+    An exception inside the experiment is caught: the entry's verdict is then "inconclusive"
+    with the error as reason, and the traceback is returned under the key "error".
+    """
+    experiment = load_experiment(name)
+    context = ExperimentContext(budget, list(seeds), Path(plot_dir), progress, name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    try:
+        result = experiment.run(context)
+        entry = {**experiment.describe(), **result.to_dict()}
+    except Exception as error:  # reported in the verdict, and the traceback to the caller
+        text = str(error).strip().splitlines()
+        message = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+        entry = {**experiment.describe(), "numbers": {}, "plots": [], "checks": [],
+                 "verdict": {"status": "inconclusive",
+                             "reason": f"the experiment failed ({message})"},
+                 "error": traceback.format_exc()}
+    finally:
+        torch.set_num_threads(threads)
+    entry["wall_time_s"] = time.perf_counter() - started
+    return entry
+
+
+class _QueueProgress:
+    """A picklable progress hook that forwards reports to the parent through a queue."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        self.channel.put((name, done, total))
+
+
+def _run_parallel(names: list[str], budget: str, seeds: list[int], out: Path, jobs: int,
+                  progress: ProgressHook | None) -> dict[str, dict[str, Any]]:
+    context = multiprocessing.get_context("spawn")
+    entries: dict[str, dict[str, Any]] = {}
+    with context.Manager() as manager:
+        channel = manager.Queue()
+        hook = _QueueProgress(channel)
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(run_experiment, name, budget, seeds, out, hook): name
+                       for name in names}
+            pending = set(futures)
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=0.2)
+                _drain(channel, progress)
+                for future in done:
+                    entries[futures[future]] = future.result()
+            _drain(channel, progress)
+    return entries
+
+
+def _drain(channel: Any, progress: ProgressHook | None) -> None:
+    while True:
+        try:
+            report = channel.get_nowait()
+        except queue.Empty:
+            return
+        if progress is not None:
+            progress(*report)
+
+
+def machine() -> dict[str, Any]:
+    """Platform, processor and CPU count of this machine."""
+    return {"platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count()}
+
+
+def run_lecture(
+    out_dir: str | Path,
+    *,
+    budget: str = "default",
+    only: str | Sequence[str] | None = None,
+    seeds: int | None = None,
+    jobs: int = 1,
+    progress: ProgressHook | None = None,
+    on_finish: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Lecture:
+    """Run the experiments and write the report into ``out_dir``.
+
+    Args:
+        out_dir: the report directory (created; existing report files are overwritten).
+        budget: "quick", "default" or "full".
+        only: experiment names (a comma list or a sequence); None runs all seven.
+        seeds: number of seeds (seeds 0..N-1); None takes the budget's default (2, 3, 5).
+        jobs: worker processes; 1 runs everything in this process.
+        progress: hook ``(name, done, total)`` called in this process as experiments advance.
+        on_finish: hook ``(name, entry)`` called as each experiment finishes.
+    Returns:
+        The :class:`Lecture` with the results and the path of index.html.
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r} (known: {', '.join(BUDGETS)})")
+    names = resolve_names(only)
+    count = DEFAULT_SEEDS[budget] if seeds is None else int(seeds)
+    if count < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs}")
+    seed_list = list(range(count))
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    entries: dict[str, dict[str, Any]] = {}
+    if jobs == 1 or len(names) == 1:
+        for name in names:
+            entries[name] = run_experiment(name, budget, seed_list, out, progress)
+            if on_finish is not None:
+                on_finish(name, entries[name])
+    else:
+        entries = _run_parallel(names, budget, seed_list, out, min(jobs, len(names)), progress)
+        if on_finish is not None:
+            for name in names:
+                on_finish(name, entries[name])
+    errors = {name: entry.pop("error") for name, entry in entries.items() if "error" in entry}
+    data = {
+        "rnnlab_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "machine": machine(),
+        "budget": {"name": budget,
+                   "sizes": {name: load_experiment(name).sizes(budget) for name in names}},
+        "seeds": seed_list,
+        "jobs": jobs,
+        "started": started_at,
+        "wall_time_s": time.perf_counter() - started,
+        "experiments": {name: entries[name] for name in names},
+    }
+    index = write_report(data, out)
+    return Lecture(data, index, errors)

@@ -1,0 +1,339 @@
+"""Pure functions that turn measured numbers into verdicts.
+
+Each function states its thresholds in its docstring and repeats them in the verdict's reason,
+so a reader of the report can check the decision by hand. None of them looks at anything but its
+arguments: they are unit-tested on constructed numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from rnnlab.experiments.base import Verdict
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+
+
+def _finite(*values: float | None) -> bool:
+    return all(value is not None and math.isfinite(value) for value in values)
+
+
+def combine(verdicts: Sequence[Verdict]) -> Verdict:
+    """The overall verdict of several checks.
+
+    "not supported" if any check is not supported; else "supported" if all are supported; else
+    "inconclusive". The reason names how many checks had each status.
+    """
+    if not verdicts:
+        return Verdict(INCONCLUSIVE, "nothing was measured")
+    statuses = [verdict.status for verdict in verdicts]
+    counts = ", ".join(f"{statuses.count(status)} {status}" for status in
+                       (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE) if status in statuses)
+    if NOT_SUPPORTED in statuses:
+        return Verdict(NOT_SUPPORTED, f"of {len(statuses)} checks: {counts}")
+    if all(status == SUPPORTED for status in statuses):
+        return Verdict(SUPPORTED, f"all {len(statuses)} checks supported")
+    return Verdict(INCONCLUSIVE, f"of {len(statuses)} checks: {counts}")
+
+
+def decay_slope(slope: float, rho: float, *, relative_tolerance: float = 0.1,
+                absolute_tolerance: float = 0.01) -> Verdict:
+    """The linear RNN's measured decay slope (log g per step) against the theory log ρ.
+
+    Supported if |slope − log ρ| ≤ ``relative_tolerance`` · |log ρ|, or ≤ ``absolute_tolerance``
+    when |log ρ| is below it (ρ ≈ 1, where theory says no decay); not supported otherwise;
+    inconclusive when the slope is not finite.
+    """
+    if not _finite(slope) or not rho > 0:
+        return Verdict(INCONCLUSIVE, f"no finite decay slope was measured for ρ={rho:g}")
+    theory = math.log(rho)
+    tolerance = max(relative_tolerance * abs(theory), absolute_tolerance)
+    error = abs(slope - theory)
+    relation = "≤" if error <= tolerance else ">"
+    reason = (f"ρ={rho:g}: slope {slope:.4f} vs log ρ = {theory:.4f}, "
+              f"|difference| {error:.2g} {relation} tolerance {tolerance:.2g}")
+    return Verdict(SUPPORTED if error <= tolerance else NOT_SUPPORTED, reason)
+
+
+def slower_decay(rates: Mapping[str, float], *, baseline: str, others: Sequence[str],
+                 margin: float = 0.01) -> Verdict:
+    """Gated cells' gradients decay more slowly per step than the ``baseline`` cell's.
+
+    ``rates`` are fitted per-step decay factors ρ (g(d) ≈ ρ^d). Supported if every cell of
+    ``others`` has log ρ larger than the baseline's by more than ``margin``; not supported if any
+    has log ρ below the baseline's by more than ``margin``; inconclusive otherwise.
+    """
+    if not _finite(rates.get(baseline)) or rates[baseline] <= 0:
+        return Verdict(INCONCLUSIVE, f"no decay rate was measured for {baseline}")
+    base = math.log(rates[baseline])
+    differences = {}
+    for name in others:
+        if not _finite(rates.get(name)) or rates[name] <= 0:
+            return Verdict(INCONCLUSIVE, f"no decay rate was measured for {name}")
+        differences[name] = math.log(rates[name]) - base
+    text = ", ".join(f"{name} ρ={rates[name]:.3f}" for name in others)
+    reason = (f"per-step factor {baseline} ρ={rates[baseline]:.3f} vs {text} "
+              f"(margin {margin:g} in log ρ)")
+    if all(value > margin for value in differences.values()):
+        return Verdict(SUPPORTED, reason)
+    if any(value < -margin for value in differences.values()):
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def beats_chance(gated_mse: float, vanilla_mse: float, chance: float, length: int, *,
+                 gated: str = "LSTM", vanilla: str = "tanh RNN", solved: float = 0.5,
+                 failed: float = 0.8) -> Verdict:
+    """The gated model beats chance on a memory task where the vanilla RNN does not.
+
+    A model "solves" the task if its MSE < ``solved`` × chance and "fails" if its MSE ≥
+    ``failed`` × chance. Supported: gated solves and vanilla fails. Not supported: gated fails
+    while vanilla solves (the opposite). Inconclusive otherwise: both solve (the length is too
+    short to separate them), both fail (too little training), or a result in between.
+    """
+    if not _finite(gated_mse, vanilla_mse) or not chance > 0:
+        return Verdict(INCONCLUSIVE, f"T={length}: a model produced no finite MSE")
+    ratios = gated_mse / chance, vanilla_mse / chance
+    reason = (f"T={length}: {gated} MSE {gated_mse:.4f} ({ratios[0]:.2f}× chance), {vanilla} "
+              f"MSE {vanilla_mse:.4f} ({ratios[1]:.2f}× chance); solved < {solved:g}× chance, "
+              f"failed ≥ {failed:g}× chance {chance:.4f}")
+    gated_solves, gated_fails = ratios[0] < solved, ratios[0] >= failed
+    vanilla_solves, vanilla_fails = ratios[1] < solved, ratios[1] >= failed
+    if gated_solves and vanilla_fails:
+        return Verdict(SUPPORTED, reason)
+    if gated_fails and vanilla_solves:
+        return Verdict(NOT_SUPPORTED, reason)
+    if gated_solves and vanilla_solves:
+        return Verdict(INCONCLUSIVE, reason + "; both solve it: T is too short to separate them")
+    if gated_fails and vanilla_fails:
+        return Verdict(INCONCLUSIVE, reason + "; both fail: the training budget is too small")
+    return Verdict(INCONCLUSIVE, reason + "; a result between the two thresholds")
+
+
+def gates_preserve_cell(forget_between: float, input_between: float, input_at_marks: float, *,
+                        learned: bool, forget_level: float = 0.9) -> Verdict:
+    """The trained LSTM keeps its memory cell with f ≈ 1 and i ≈ 0 between the marked steps.
+
+    Measured on the memory unit (the unit carrying the first value that keeps its cell best).
+    Supported if the mean forget gate between the marks ≥ ``forget_level`` and the mean input
+    gate between the marks is below the input gate at the marks; not supported if either fails;
+    inconclusive if the LSTM did not learn the task (``learned`` False: its gates then show
+    nothing about how the task is solved) or no memory unit was found (NaN values).
+    """
+    reason = (f"memory unit: mean f between marks {forget_between:.3f} (level {forget_level:g}), "
+              f"mean i between marks {input_between:.3f} vs at the marks {input_at_marks:.3f}")
+    if not learned:
+        return Verdict(INCONCLUSIVE, reason + "; the LSTM did not learn the task, so its gates "
+                       "show nothing about how it is solved")
+    if not _finite(forget_between, input_between, input_at_marks):
+        return Verdict(INCONCLUSIVE, "no unit's cell carries the first value (no memory unit)")
+    if forget_between >= forget_level and input_between < input_at_marks:
+        return Verdict(SUPPORTED, reason)
+    return Verdict(NOT_SUPPORTED, reason)
+
+
+def clipping_prevents_divergence(unclipped: int, clipped: int, runs: int) -> Verdict:
+    """Norm clipping reduces the number of diverged runs at a high learning rate.
+
+    Supported if fewer clipped than unclipped runs diverge; not supported if at least as many
+    clipped runs diverge while some unclipped run did; inconclusive if no run diverged at all
+    (the learning rate was not high enough to show exploding gradients).
+    """
+    reason = f"diverged: {unclipped}/{runs} without clipping, {clipped}/{runs} with clipping"
+    if unclipped == 0 and clipped == 0:
+        return Verdict(INCONCLUSIVE, reason + "; nothing diverged, so clipping had nothing to do")
+    if clipped < unclipped:
+        return Verdict(SUPPORTED, reason)
+    return Verdict(NOT_SUPPORTED, reason)
+
+
+def cliff_throws_unclipped(steepness: float, unclipped_jump: float, clipped_jump: float,
+                           unclipped_loss: float, clipped_loss: float, *,
+                           min_steepness: float = 100.0, min_jump_ratio: float = 10.0) -> Verdict:
+    """The loss surface has a cliff that throws plain gradient descent, and clipping tames it.
+
+    ``steepness`` = largest / median gradient norm along the unclipped path; ``*_jump`` = the
+    largest single parameter step of each trajectory; ``*_loss`` = final losses. Supported if
+    steepness ≥ ``min_steepness``, the unclipped jump ≥ ``min_jump_ratio`` × the clipped one, and
+    the clipped run ends at a loss no higher than the unclipped; not supported if there is a cliff
+    and a jump but clipping ends higher; inconclusive if no cliff or no jump was met.
+    """
+    if not _finite(steepness, unclipped_jump, clipped_jump, unclipped_loss, clipped_loss):
+        return Verdict(INCONCLUSIVE, "a trajectory produced non-finite values")
+    ratio = unclipped_jump / max(clipped_jump, 1e-12)
+    reason = (f"largest/median gradient norm on the path {steepness:.3g} (cliff if ≥ "
+              f"{min_steepness:g}); largest step unclipped {unclipped_jump:.3g} vs clipped "
+              f"{clipped_jump:.3g} ({ratio:.3g}×, thrown if ≥ {min_jump_ratio:g}×); final loss "
+              f"unclipped {unclipped_loss:.3g}, clipped {clipped_loss:.3g}")
+    if steepness < min_steepness or ratio < min_jump_ratio:
+        return Verdict(INCONCLUSIVE, reason + "; the path met no cliff")
+    if clipped_loss <= unclipped_loss:
+        return Verdict(SUPPORTED, reason)
+    return Verdict(NOT_SUPPORTED, reason)
+
+
+def parameter_ratio(lstm: int, gru: int, *, expected: float = 0.75,
+                    tolerance: float = 0.01) -> Verdict:
+    """A GRU has 3/4 of the parameters of an LSTM of the same shape (3 gate blocks, not 4).
+
+    Supported if gru / lstm is within ``tolerance`` of ``expected``; not supported otherwise.
+    """
+    ratio = gru / lstm if lstm else float("nan")
+    reason = f"GRU {gru} vs LSTM {lstm} parameters: ratio {ratio:.4f} (expected {expected:g})"
+    if _finite(ratio) and abs(ratio - expected) <= tolerance:
+        return Verdict(SUPPORTED, reason)
+    return Verdict(NOT_SUPPORTED, reason)
+
+
+def faster_step(lstm_seconds: float, gru_seconds: float, *, tolerance: float = 0.1) -> Verdict:
+    """A GRU training step is cheaper than an LSTM step of the same shape.
+
+    Supported if GRU time < (1 − ``tolerance``) × LSTM time; not supported if GRU time >
+    (1 + ``tolerance``) × LSTM time; inconclusive within ±``tolerance`` (timing noise).
+    """
+    if not _finite(lstm_seconds, gru_seconds) or lstm_seconds <= 0:
+        return Verdict(INCONCLUSIVE, "no usable timing")
+    ratio = gru_seconds / lstm_seconds
+    reason = (f"median time per training step: GRU {gru_seconds * 1e3:.2f} ms, LSTM "
+              f"{lstm_seconds * 1e3:.2f} ms (ratio {ratio:.2f}; ±{tolerance:g} counts as equal)")
+    if ratio < 1 - tolerance:
+        return Verdict(SUPPORTED, reason)
+    if ratio > 1 + tolerance:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def counts_further(lstm_reach: Sequence[int], gru_reach: Sequence[int], trained_up_to: int
+                   ) -> Verdict:
+    """The LSTM generalises aⁿbⁿ further past the training range than the GRU.
+
+    ``*_reach`` hold, per seed, the largest n such that every n' ≤ n is handled correctly.
+    Supported if the LSTM's median reach exceeds the training maximum N and the GRU's median
+    reach; not supported if the GRU's median reach ≥ the LSTM's and the GRU generalises past N;
+    inconclusive otherwise (e.g. neither generalises past N).
+    """
+    if not lstm_reach or not gru_reach:
+        return Verdict(INCONCLUSIVE, "no seed finished")
+    lstm_median, gru_median = _median(lstm_reach), _median(gru_reach)
+    reason = (f"median reach over {len(lstm_reach)} seeds: LSTM n={lstm_median:g} "
+              f"{list(lstm_reach)}, GRU n={gru_median:g} {list(gru_reach)}; trained on n ≤ "
+              f"{trained_up_to}")
+    if lstm_median > trained_up_to and lstm_median > gru_median:
+        return Verdict(SUPPORTED, reason)
+    if gru_median >= lstm_median and gru_median > trained_up_to:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason + "; neither separates from the other past the "
+                   "training range")
+
+
+def errors_grow_with_attractors(accuracy: Mapping[str, Mapping[int, float]], *,
+                                min_growth: float = 0.02, learned: float = 0.6,
+                                ceiling: float = 0.99) -> Verdict:
+    """Agreement errors grow with the number of attractors.
+
+    ``accuracy[model][k]`` = accuracy on test sentences with k attractors. A model counts if it
+    learned the task (accuracy with 0 attractors ≥ ``learned``). For each counted model the error
+    grows if error(largest k) − error(0) ≥ ``min_growth``. Supported if it grows for every
+    counted model; not supported if it grows for none; inconclusive if mixed, if no model
+    learned, or if every counted model is at the ceiling (accuracy ≥ ``ceiling`` for every k:
+    there are no errors whose growth could be measured).
+    """
+    growth, skipped = {}, []
+    for model, by_count in accuracy.items():
+        counts = sorted(int(k) for k, value in by_count.items() if _finite(value))
+        if len(counts) < 2 or counts[0] != 0 or by_count[0] < learned:
+            skipped.append(model)
+            continue
+        growth[model] = by_count[0] - by_count[counts[-1]]
+    if not growth:
+        return Verdict(INCONCLUSIVE, f"no model learned the task (accuracy with 0 attractors ≥ "
+                       f"{learned:g}): {', '.join(skipped)}")
+    text = ", ".join(f"{model} +{value:.3f}" for model, value in growth.items())
+    reason = f"error growth from 0 to the most attractors: {text} (needs ≥ {min_growth:g})"
+    if skipped:
+        reason += f"; not counted (did not learn): {', '.join(skipped)}"
+    grows = [value >= min_growth for value in growth.values()]
+    if all(min(value for value in accuracy[model].values() if _finite(value)) >= ceiling
+           for model in growth):
+        return Verdict(INCONCLUSIVE, reason + f"; every model is at the ceiling (≥ {ceiling:g} "
+                       "with any number of attractors): the task produces no errors to count")
+    if all(grows):
+        return Verdict(SUPPORTED, reason)
+    if not any(grows):
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def bidirectional_helps(accuracy: Mapping[str, Mapping[str, float]], *,
+                        margin: float = 0.02, ceiling: float | None = 0.99) -> Verdict:
+    """A bidirectional encoder beats a unidirectional one on a right-context task.
+
+    ``accuracy[pooling]["uni" | "bi"]``. Inconclusive if every accuracy is ≥ ``ceiling`` (the
+    task is too easy to separate them; None disables this rule). Otherwise supported if bi ≥ uni +
+    ``margin`` for every pooling; not supported if bi < uni + ``margin`` for every pooling;
+    inconclusive if mixed.
+    """
+    gains = {pooling: values["bi"] - values["uni"] for pooling, values in accuracy.items()}
+    if not gains or not all(_finite(value) for value in gains.values()):
+        return Verdict(INCONCLUSIVE, "no finite accuracy was measured")
+    text = ", ".join(f"{pooling}: uni {accuracy[pooling]['uni']:.3f} → bi "
+                     f"{accuracy[pooling]['bi']:.3f}" for pooling in gains)
+    reason = f"{text} (bidirectional must gain ≥ {margin:g})"
+    if ceiling is not None and all(
+        min(values["uni"], values["bi"]) >= ceiling for values in accuracy.values()
+    ):
+        return Verdict(INCONCLUSIVE, reason + f"; every encoder is at the ceiling (≥ {ceiling:g}):"
+                       " the task does not separate them")
+    helps = [value >= margin for value in gains.values()]
+    if all(helps):
+        return Verdict(SUPPORTED, reason)
+    if not any(helps):
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def residual_needed(loss_plain: float, loss_residual: float, layers: int, *,
+                    better: float = 0.8) -> Verdict:
+    """A deep stack trains (much) better with residual connections than without.
+
+    Supported if loss(residual) ≤ ``better`` × loss(none) at ``layers`` layers; not supported if
+    loss(residual) ≥ loss(none); inconclusive in between.
+    """
+    if not _finite(loss_plain, loss_residual):
+        return Verdict(INCONCLUSIVE, f"{layers} layers: a run produced no finite loss")
+    reason = (f"{layers} layers: final loss without connections {loss_plain:.4f}, residual "
+              f"{loss_residual:.4f} (supported if ≤ {better:g}× the plain loss)")
+    if loss_residual <= better * loss_plain:
+        return Verdict(SUPPORTED, reason)
+    if loss_residual >= loss_plain:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def gradient_shrinks_with_depth(norms: Mapping[int, float], *, factor: float = 0.5) -> Verdict:
+    """Without skip connections, the gradient reaching the first layer shrinks with depth.
+
+    ``norms[layers]`` = gradient norm w.r.t. the first layer's weights. Supported if the deepest
+    stack's norm ≤ ``factor`` × the shallowest stack's; not supported if it is ≥ the shallowest's;
+    inconclusive in between.
+    """
+    depths = sorted(norms)
+    if len(depths) < 2 or not _finite(norms[depths[0]], norms[depths[-1]]):
+        return Verdict(INCONCLUSIVE, "fewer than two depths were measured")
+    shallow, deep = norms[depths[0]], norms[depths[-1]]
+    reason = (f"first-layer gradient norm: {depths[0]} layer(s) {shallow:.3g}, {depths[-1]} "
+              f"layers {deep:.3g} (supported if ≤ {factor:g}×)")
+    if deep <= factor * shallow:
+        return Verdict(SUPPORTED, reason)
+    if deep >= shallow:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return (ordered[middle - 1] + ordered[middle]) / 2
