@@ -64,7 +64,6 @@ def test_lecture_quick_and_full_are_exclusive(capsys: pytest.CaptureFixture[str]
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
 def test_lecture_parallel_jobs(tmp_path: Path) -> None:
     out = tmp_path / "report"
     assert main(["lecture", "--quick", "--only", "vanishing,clipping", "--seeds", "1",

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 import rnnlab
@@ -30,7 +29,6 @@ def torchrun(out: Path, processes: int) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-@pytest.mark.slow  # two torch processes plus the launcher: ~25 s on 2 shared cores
 def test_two_processes_match_one(tmp_path) -> None:
     assert main(["train", *OPTIONS, "--out", str(tmp_path / "single")]) == 0
     finished = torchrun(tmp_path / "parallel", 2)
