@@ -71,8 +71,7 @@ class Highway(Residual):
 
     def forward(self, layer_input: Tensor, layer_output: Tensor) -> Tensor:
         transform = torch.sigmoid(self.gate(layer_input))
-        carried = self.carry(layer_input)
-        return carried + transform * (layer_output - carried)
+        return torch.lerp(self.carry(layer_input), layer_output, transform)  # carry + T(H − carry)
 
 
 def layer_input_sizes(
