@@ -264,6 +264,9 @@ def token_cross_entropy(
     Returns the scalar mean and the number of counted tokens.
     """
     batch, steps, classes = logits.shape
+    if lengths is None:  # every step counts: torch's fused mean
+        flat_logits = logits.float().reshape(-1, classes)
+        return nn.functional.cross_entropy(flat_logits, targets.reshape(-1)), batch * steps
     losses = nn.functional.cross_entropy(
         logits.float().reshape(-1, classes), targets.reshape(-1), reduction="none"
     ).reshape(batch, steps)  # (B, T)
