@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from rnnlab.tasks import ModelConfig, get_task
-from rnnlab.tasks.agreement import NOUNS, WORDS
 from rnnlab.tasks.anbn import BOUNDARY, A, B
 from rnnlab.tasks.recall import ITEMS
 from rnnlab.tasks.recall import WORDS as RECALL_WORDS
@@ -123,30 +122,6 @@ def test_lstm_learns_anbn_within_the_training_range():
     assert report["correct_up_to"] >= 4, report["results"]
 
 
-def test_agreement_attractor_counts_and_labels():
-    task = make("agreement", max_attractors=4)
-    batch = task.train_batch(0, 50)
-    singular = {pair[0] for pair in NOUNS}
-    plural = {pair[1] for pair in NOUNS}
-    counts = batch.targets[:, 1]
-    assert torch.bincount(counts, minlength=5).tolist() == [10] * 5  # balanced
-    for inputs, length, (number, attractors) in zip(batch.inputs, batch.lengths, batch.targets):
-        words = [WORDS[token] for token in inputs[:length]]
-        subject_plural = words[1] in plural
-        assert int(number) == int(subject_plural)
-        nouns = [word for word in words[2:] if word in singular | plural]
-        assert sum((word in plural) != subject_plural for word in nouns) == int(attractors)
-
-
-def test_lstm_learns_agreement_and_reports_each_attractor_count():
-    task = make("agreement", max_attractors=2, valid_size=150)
-    model = train(task, ModelConfig(cell="lstm", hidden=32, embedding=16, pooling="last"),
-                  steps=250)
-    results = task.evaluate(model, "valid", 150)
-    assert {f"accuracy_attractors_{count}" for count in range(3)} <= set(results)
-    assert results["accuracy_attractors_0"] > 0.9
-
-
 def test_recall_stories_end_with_the_opening_item():
     task = make("recall", distances="0,1,3")
     batch = task.eval_set("valid")
@@ -176,23 +151,3 @@ def test_lstm_learns_recall_at_short_distances():
     model = train(task, ModelConfig(cell="lstm", hidden=64, embedding=32), steps=2000,
                   lr=3e-3)
     assert task.evaluate(model, "valid", 128)["accuracy"] > 0.8
-
-
-def test_sentiment_labels_follow_the_adjective_after_the_intensifier():
-    from rnnlab.tasks.sentiment import INTENSIFIERS, POSITIVE
-    from rnnlab.tasks.sentiment import WORDS as SENTIMENT_WORDS
-
-    task = make("sentiment-toy")
-    batch = task.train_batch(0, 40)
-    assert batch.targets.sum() == 20
-    for inputs, length, label in zip(batch.inputs, batch.lengths, batch.targets):
-        words = [SENTIMENT_WORDS[token] for token in inputs[:length]]
-        adjective = words[[w in INTENSIFIERS for w in words].index(True) + 1]
-        assert int(label) == int(adjective in POSITIVE)
-
-
-def test_bidirectional_gru_learns_sentiment_toy():
-    task = make("sentiment-toy", valid_size=128)
-    config = ModelConfig(cell="gru", hidden=16, embedding=16, bidirectional=True, pooling="mean")
-    model = train(task, config, steps=120)
-    assert task.evaluate(model, "valid", 128)["accuracy"] > 0.9

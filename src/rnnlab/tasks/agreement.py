@@ -1,17 +1,28 @@
 """Subject-verb number agreement (in the style of Linzen et al. 2016) on a generated grammar.
 
-A sentence prefix is "the <subject>" followed by modifiers, each holding one noun:
-prepositional phrases ("near the keys"), object relative clauses whose own verb agrees with
-their own noun ("that the farmers like"), and subject relative clauses in the past tense
-("that saw the pilot"). The task is to predict the number of the main verb that would come next.
-*Attractors* are modifier nouns whose number differs from the subject's; each example has 0..M of
-them (uniformly), and the evaluation sets are balanced over the attractor counts, so accuracy is
-reported for each count.
+A sentence prefix is an optional opening ("yesterday , near the old bridges , "), a subject noun
+phrase ("the young author"), the subject's modifiers, and an optional adverb; the task is to
+predict the number of the main verb that would come next. Modifiers each hold one noun and may
+nest inside one another: prepositional phrases ("near the keys"), subject relative clauses in
+the past tense ("that saw the pilot") and object relative clauses whose own verb agrees with
+their own noun ("that the farmers near the cabinet really like", a centre-embedding when
+something is nested inside). So the subject sits at a variable position, and the distance from
+it to the verb varies with the opening, the modifiers and the adverbs.
+
+*Attractors* are the nouns between the subject and the verb whose number differs from the
+subject's. Training data is *natural*, as in text: the number of intervening nouns n falls off
+geometrically (P(n) ∝ 2^-n, n = 0..M+1) and each has the other number with probability 1/2, so
+about two thirds of the sentences have no attractor and one in five has one; option
+``train_distribution="balanced"`` trains on the evaluation distribution instead. The validation
+and test sets are balanced over the attractor counts k = 0..M (each with k or k + 1 intervening
+nouns), so accuracy is reported for each count.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import random
 from typing import Any
 
 import torch
@@ -19,53 +30,114 @@ from torch import nn
 
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating
 from rnnlab.tasks.models import SequenceClassifier
-from rnnlab.tasks.synthetic import (
-    SyntheticTask,
-    add_option,
-    choice,
-    pad_sequences,
-    positive_option,
-)
+from rnnlab.tasks.synthetic import SyntheticTask, add_option, pad_sequences, positive_option
 
 NOUNS = (
     ("dog", "dogs"), ("cat", "cats"), ("author", "authors"), ("teacher", "teachers"),
     ("farmer", "farmers"), ("pilot", "pilots"), ("child", "children"), ("key", "keys"),
     ("cabinet", "cabinets"), ("senator", "senators"), ("doctor", "doctors"),
-    ("painting", "paintings"),
+    ("painting", "paintings"), ("sheep", "sheep"), ("fish", "fish"), ("aircraft", "aircraft"),
 )
+INVARIANT = frozenset(singular for singular, plural in NOUNS if singular == plural)
+# determiners by number; "the" shows no number, so it never comes before an invariant noun
+DETERMINERS = (("this", "every", "one"), ("these", "several", "two"))
 VERBS = (("likes", "like"), ("sees", "see"), ("admires", "admire"), ("knows", "know"))
 PAST_VERBS = ("saw", "met", "helped", "called")
 PREPOSITIONS = ("near", "behind", "beside", "with", "under", "above")
+ADJECTIVES = ("old", "young", "famous", "small", "new", "quiet")
+CLAUSE_ADVERBS = ("really", "often", "never", "also")  # inside object relative clauses
+FINAL_ADVERBS = ("probably", "certainly", "always", "rarely")  # just before the main verb
+OPENING_ADVERBS = ("yesterday", "today", "apparently", "meanwhile", "surprisingly")
 WORDS = (
-    "<pad>", "the", "that",
-    *(word for pair in NOUNS for word in pair),
+    "<pad>", "the", "that", ",", "'s", "'",
+    *dict.fromkeys(word for pair in NOUNS for word in pair),
+    *(word for group in DETERMINERS for word in group),
     *(word for pair in VERBS for word in pair),
-    *PAST_VERBS, *PREPOSITIONS,
+    *PAST_VERBS, *PREPOSITIONS, *ADJECTIVES, *CLAUSE_ADVERBS, *FINAL_ADVERBS, *OPENING_ADVERBS,
 )
 WORD_IDS = {word: index for index, word in enumerate(WORDS)}
 SINGULAR, PLURAL = 0, 1
+TRAIN_DISTRIBUTIONS = ("natural", "balanced")
+NOUN_DECAY = 0.5  # natural training data: P(n intervening nouns) ∝ NOUN_DECAY^n
+MAX_OPENINGS = 2  # adverbials before the subject
+POSSESSIVE_RATE = 0.3  # subjects like "the author 's keys", whose head is the second noun
 
 
-def modifier(generator: torch.Generator, plural: bool) -> list[str]:
-    """One modifier whose noun has the given number (a PP, an object RC or a subject RC)."""
-    noun = choice(generator, NOUNS)[int(plural)]
-    kind = int(torch.randint(3, (1,), generator=generator))
-    if kind == 0:
-        return [choice(generator, PREPOSITIONS), "the", noun]
-    if kind == 1:
-        return ["that", "the", noun, choice(generator, VERBS)[int(plural)]]
-    return ["that", choice(generator, PAST_VERBS), "the", noun]
-
-
-def sentence(
-    generator: torch.Generator, plural: bool, attractors: int, modifiers: int
-) -> list[str]:
-    """A prefix with ``modifiers`` modifiers, ``attractors`` of which have the other number."""
-    opposite = torch.randperm(modifiers, generator=generator)[:attractors].tolist()
-    words = ["the", choice(generator, NOUNS)[int(plural)]]
-    for index in range(modifiers):
-        words.extend(modifier(generator, plural != (index in opposite)))
+def opening(rng: random.Random) -> list[str]:
+    """0..MAX_OPENINGS adverbials, each closed by a comma ("near the old bridges ,")."""
+    words: list[str] = []
+    for _ in range(rng.randint(0, MAX_OPENINGS)):
+        if rng.random() < 0.5:
+            words.append(rng.choice(OPENING_ADVERBS))
+        else:
+            words.extend([rng.choice(PREPOSITIONS), *simple_noun(rng, rng.random() < 0.5)])
+        words.append(",")
     return words
+
+
+def simple_noun(rng: random.Random, plural: bool) -> list[str]:
+    """'determiner [adjective] noun' with the given number; the number shows on the noun, on
+    the determiner, or (for invariant nouns like "sheep") on the determiner only."""
+    noun = rng.choice(NOUNS)[int(plural)]
+    if noun in INVARIANT or rng.random() < 0.4:
+        determiner = rng.choice(DETERMINERS[int(plural)])
+    else:
+        determiner = "the"
+    adjective = [rng.choice(ADJECTIVES)] if rng.random() < 0.3 else []
+    return [determiner, *adjective, noun]
+
+
+def noun_phrase(rng: random.Random, numbers: list[bool]) -> list[str]:
+    """A noun + modifiers; ``numbers`` are the plural flags of its nouns in order of
+    appearance: the head first, then the nouns of its (possibly nested) modifiers."""
+    words = simple_noun(rng, numbers[0])
+    rest = numbers[1:]
+    while rest:
+        size = rng.randint(1, len(rest))  # the first modifier holds this many nouns
+        words.extend(modifier(rng, rest[:size]))
+        rest = rest[size:]
+    return words
+
+
+def modifier(rng: random.Random, numbers: list[bool]) -> list[str]:
+    """A prepositional phrase or relative clause whose own noun has number ``numbers[0]``; the
+    other nouns are nested inside it."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return [rng.choice(PREPOSITIONS), *noun_phrase(rng, numbers)]
+    if kind == 1:
+        return ["that", rng.choice(PAST_VERBS), *noun_phrase(rng, numbers)]
+    adverb = [rng.choice(CLAUSE_ADVERBS)] if rng.random() < 0.3 else []
+    return ["that", *noun_phrase(rng, numbers), *adverb, rng.choice(VERBS)[int(numbers[0])]]
+
+
+def sentence(rng: random.Random, plural: bool, attractors: int, intervening: int) -> list[str]:
+    """A prefix whose subject has number ``plural``, followed by ``intervening`` nouns of which
+    ``attractors`` (chosen at random) have the other number."""
+    if not 0 <= attractors <= intervening:
+        raise ValueError(f"need 0 <= attractors <= intervening, got {attractors}, {intervening}")
+    opposite = set(rng.sample(range(intervening), attractors))
+    numbers = [plural] + [plural != (index in opposite) for index in range(intervening)]
+    possessor: list[str] = []
+    if rng.random() < POSSESSIVE_RATE:  # "the authors ' key": the possessor precedes the head
+        possessor_plural = rng.random() < 0.5
+        possessor = [*simple_noun(rng, possessor_plural), "'" if possessor_plural else "'s"]
+        possessor = [word for word in possessor if word not in ADJECTIVES]
+    head = noun_phrase(rng, numbers)
+    if possessor and head[0] == "the":
+        head = head[1:]  # "the author 's keys", not "the author 's the keys"
+    elif possessor:
+        possessor = []  # "this", "several" ... do not follow a possessor
+    words = [*opening(rng), *possessor, *head]
+    if rng.random() < 0.3:
+        words.append(rng.choice(FINAL_ADVERBS))
+    return words
+
+
+def natural_noun_probabilities(max_intervening: int) -> list[float]:
+    """P(n intervening nouns), n = 0..max_intervening, of the natural training data."""
+    weights = [NOUN_DECAY**n for n in range(max_intervening + 1)]
+    return [weight / sum(weights) for weight in weights]
 
 
 class AgreementTask(SyntheticTask):
@@ -78,51 +150,90 @@ class AgreementTask(SyntheticTask):
     higher_is_better = True
 
     def __init__(
-        self, *, max_attractors: int, seed: int, valid_size: int, test_size: int
+        self, *, max_attractors: int, train_distribution: str = "natural", seed: int,
+        valid_size: int, test_size: int
     ) -> None:
         super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
+        if max_attractors < 0:
+            raise ValueError(f"--max-attractors must be >= 0, got {max_attractors}")
+        if train_distribution not in TRAIN_DISTRIBUTIONS:
+            raise ValueError(f"--train-distribution must be one of "
+                             f"{', '.join(TRAIN_DISTRIBUTIONS)}, got {train_distribution!r}")
         self.max_attractors = max_attractors
+        self.train_distribution = train_distribution
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """--max-attractors and the evaluation-set sizes."""
+        """--max-attractors, --train-distribution and the evaluation-set sizes."""
         add_option(parser, "--max-attractors", type=int, default=None,
-                   help="agreement: attractor counts 0..M (default: 4)")
+                   help="agreement: attractor counts 0..M in the evaluation sets (default: 4)")
+        add_option(parser, "--train-distribution", choices=TRAIN_DISTRIBUTIONS, default=None,
+                   help="agreement: training sentences as in text, attractors rare (natural, "
+                        "the default), or balanced over the attractor counts like the "
+                        "evaluation sets")
         cls.add_eval_size_arguments(parser)
 
     @classmethod
     def from_options(
         cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
     ) -> AgreementTask:
-        """Build from {max_attractors, valid_size, test_size}."""
+        """Build from {max_attractors, train_distribution, valid_size, test_size}."""
         max_attractors = options.get("max_attractors")
-        max_attractors = 4 if max_attractors is None else max_attractors
-        if max_attractors < 0:
-            raise ValueError(f"--max-attractors must be >= 0, got {max_attractors}")
+        distribution = options.get("train_distribution")
         return cls(
-            max_attractors=max_attractors,
+            max_attractors=4 if max_attractors is None else max_attractors,
+            train_distribution="natural" if distribution is None else distribution,
             seed=seed,
             valid_size=positive_option(options, "valid_size", cls.default_valid_size),
             test_size=positive_option(options, "test_size", cls.default_test_size),
         )
 
     def options(self) -> dict[str, Any]:
-        """{"max_attractors", "valid_size", "test_size"}."""
-        return {"max_attractors": self.max_attractors, **self.base_options()}
+        """{"max_attractors", "train_distribution", "valid_size", "test_size"}."""
+        return {"max_attractors": self.max_attractors,
+                "train_distribution": self.train_distribution, **self.base_options()}
+
+    def training_attractor_probabilities(self) -> list[float]:
+        """P(k attractors) of a training sentence, k = 0..M+1 (natural) or 0..M (balanced)."""
+        if self.train_distribution == "balanced":
+            return [1.0 / (self.max_attractors + 1)] * (self.max_attractors + 1)
+        max_intervening = self.max_attractors + 1
+        nouns = natural_noun_probabilities(max_intervening)
+        return [sum(nouns[n] * math.comb(n, k) * 0.5**n for n in range(k, max_intervening + 1))
+                for k in range(max_intervening + 1)]
 
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
-        """Balanced over attractor counts: inputs (B, T) word ids, lengths (B,), targets (B, 2)."""
-        counts = torch.arange(size) % (self.max_attractors + 1)
-        counts = counts[torch.randperm(size, generator=generator)]  # (B,)
-        numbers = torch.randint(2, (size,), generator=generator)  # (B,)
-        sentences = []
-        for attractors, number in zip(counts.tolist(), numbers.tolist()):
-            extra = int(torch.randint(self.max_attractors - attractors + 1, (1,),
-                                      generator=generator))
-            words = sentence(generator, bool(number), attractors, attractors + extra)
-            sentences.append([WORD_IDS[word] for word in words])
-        inputs, lengths = pad_sequences(sentences)
-        targets = torch.stack([numbers, counts], dim=1)  # (B, 2)
+        """Training data (natural or balanced): inputs (B, T) word ids, lengths (B,),
+        targets (B, 2) = (verb number, attractor count)."""
+        if self.train_distribution == "balanced":
+            return self.make_eval_batch(generator, size)
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=generator)))
+        nouns = natural_noun_probabilities(self.max_attractors + 1)
+        rows = []
+        for _ in range(size):
+            plural = rng.random() < 0.5
+            intervening = rng.choices(range(len(nouns)), weights=nouns)[0]
+            attractors = sum(rng.random() < 0.5 for _ in range(intervening))
+            rows.append((plural, attractors, intervening))
+        return self._batch(rng, rows)
+
+    def make_eval_batch(self, generator: torch.Generator, size: int) -> Batch:
+        """Balanced over attractor counts k = 0..M, each with k or k + 1 intervening nouns:
+        inputs (B, T) word ids, lengths (B,), targets (B, 2)."""
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=generator)))
+        counts = [index % (self.max_attractors + 1) for index in range(size)]
+        rng.shuffle(counts)
+        rows = [(rng.random() < 0.5, count, count + rng.randint(0, 1)) for count in counts]
+        return self._batch(rng, rows)
+
+    @staticmethod
+    def _batch(rng: random.Random, rows: list[tuple[bool, int, int]]) -> Batch:
+        """Sentences for (plural, attractors, intervening) rows, padded into a Batch."""
+        sentences = [[WORD_IDS[word] for word in sentence(rng, plural, attractors, intervening)]
+                     for plural, attractors, intervening in rows]
+        inputs, lengths = pad_sequences(sentences)  # (B, T), (B,)
+        targets = torch.tensor([[int(plural), attractors] for plural, attractors, _ in rows],
+                               dtype=torch.long)  # (B, 2)
         return Batch(inputs=inputs, targets=targets, lengths=lengths)
 
     def build_model(self, config: ModelConfig) -> nn.Module:

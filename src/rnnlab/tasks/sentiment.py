@@ -1,20 +1,23 @@
-"""A toy sentiment task in which the word that decides the label comes *after* a misleading one.
+"""A toy sentiment task whose label is decided by the very last word, reading back to the middle.
 
-Sentences look like "honestly the plot was terribly exciting for a sequel": an intensifier whose
-surface tone is misleading ("terribly", "awfully" sound negative; "wonderfully", "incredibly" sound
-positive, drawn independently of the label) is followed by the adjective that decides the label
-("exciting" → positive, "boring" → negative), and then by 0-3 neutral tail phrases.
+Sentences look like "honestly the plot was terribly exciting for a sequel , or so i thought":
+an intensifier whose surface tone is misleading ("terribly", "wonderfully", drawn independently
+of the label) comes before an adjective ("exciting" positive, "boring" negative), then 0-2
+neutral tail phrases, then a closing remark whose *last* word either keeps the adjective's
+polarity (", or so i hear", ", i promise", ", in practice", ", really") or reverses it
+(", or so i thought", ", i wish", ", in theory", ", not"). The label is the adjective's polarity,
+reversed or not by that last word.
 
-Why bidirectionality matters: in a left-to-right encoder, every state up to the intensifier holds
-only the misleading cue and no information about the label, so mean or max pooling over all
-steps mixes the few informative states with uninformative ones; last-step pooling still works but
-must carry the adjective across the tail. In a bidirectional encoder the backward direction
-already knows the adjective at every position before it (including step 0, which "last" pooling
-reads), so every pooled state is informative.
+Why bidirectionality matters: a left-to-right encoder knows the label only at the final step
+(before it, the closing word is unknown), so mean or max pooling over all steps must find one
+informative state among 10-25. In a bidirectional encoder the backward direction reads the
+closing word first and can carry "kept" or "reversed" to the adjective, where the label is
+decided; every backward state from there to the start of the sentence knows the label.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import torch
@@ -22,7 +25,7 @@ from torch import nn
 
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating
 from rnnlab.tasks.models import SequenceClassifier
-from rnnlab.tasks.synthetic import SyntheticTask, choice, pad_sequences, positive_option
+from rnnlab.tasks.synthetic import SyntheticTask, pad_sequences, positive_option
 
 POSITIVE = ("exciting", "brilliant", "charming", "delightful", "gripping", "moving")
 NEGATIVE = ("boring", "dull", "clumsy", "tedious", "bland", "messy")
@@ -31,28 +34,38 @@ SUBJECTS = ("movie", "film", "plot", "acting", "script", "soundtrack", "story", 
 OPENINGS = ((), ("honestly",), ("i", "think"), ("to", "be", "honest"))
 TAILS = (("for", "a", "sequel"), ("in", "my", "opinion"), ("at", "times"), ("overall",),
          ("if", "you", "ask", "me"), ("for", "sure"))
+MAX_TAILS = 2
+# closing remarks: (words before the last one, last word that keeps, last word that reverses)
+CLOSINGS = (((",", "or", "so", "i"), "hear", "thought"), ((",", "i"), "promise", "wish"),
+            ((",", "in"), "practice", "theory"), ((",",), "really", "not"))
+KEEPING = tuple(keep for _, keep, _ in CLOSINGS)
+REVERSING = tuple(reverse for _, _, reverse in CLOSINGS)
 WORDS = ("<pad>", "the", "was", *POSITIVE, *NEGATIVE, *INTENSIFIERS, *SUBJECTS,
-         *sorted({word for phrase in OPENINGS + TAILS for word in phrase}))
+         *sorted({word for phrase in OPENINGS + TAILS for word in phrase}
+                 | {word for prefix, _, _ in CLOSINGS for word in prefix} - {"the", "was"}),
+         *KEEPING, *REVERSING)
 WORD_IDS = {word: index for index, word in enumerate(WORDS)}
 NEGATIVE_LABEL, POSITIVE_LABEL = 0, 1
-MAX_TAILS = 3
 
 
-def sentiment_sentence(generator: torch.Generator, positive: bool) -> list[str]:
-    """One sentence whose label is the adjective after the intensifier."""
-    opening = OPENINGS[int(torch.randint(len(OPENINGS), (1,), generator=generator))]
-    words = [*opening, "the", choice(generator, SUBJECTS), "was",
-             choice(generator, INTENSIFIERS), choice(generator, POSITIVE if positive else NEGATIVE)]
-    for _ in range(int(torch.randint(MAX_TAILS + 1, (1,), generator=generator))):
-        words.extend(TAILS[int(torch.randint(len(TAILS), (1,), generator=generator))])
-    return words
+def sentiment_sentence(rng: random.Random, positive: bool) -> list[str]:
+    """One sentence with label ``positive``: the adjective's polarity, kept or reversed by the
+    last word (each with probability 1/2)."""
+    reversed_ = rng.random() < 0.5
+    adjective_positive = positive != reversed_
+    words = [*rng.choice(OPENINGS), "the", rng.choice(SUBJECTS), "was",
+             rng.choice(INTENSIFIERS), rng.choice(POSITIVE if adjective_positive else NEGATIVE)]
+    for _ in range(rng.randint(0, MAX_TAILS)):
+        words.extend(rng.choice(TAILS))
+    prefix, keep, reverse = rng.choice(CLOSINGS)
+    return [*words, *prefix, reverse if reversed_ else keep]
 
 
 class SentimentToyTask(SyntheticTask):
     """Binary sentiment of generated sentences: inputs (B, T) word ids, targets (B,)."""
 
     name = "sentiment-toy"
-    description = "toy sentiment where the deciding word follows a misleading intensifier"
+    description = "toy sentiment: an adjective whose polarity the last word keeps or reverses"
     metric = "accuracy"
     higher_is_better = True
 
@@ -78,9 +91,10 @@ class SentimentToyTask(SyntheticTask):
 
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """Balanced labels: inputs (B, T) padded word ids, lengths (B,), targets (B,)."""
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=generator)))
         labels = torch.arange(size) % 2
         labels = labels[torch.randperm(size, generator=generator)]  # (B,)
-        sentences = [[WORD_IDS[word] for word in sentiment_sentence(generator, bool(label))]
+        sentences = [[WORD_IDS[word] for word in sentiment_sentence(rng, bool(label))]
                      for label in labels.tolist()]
         inputs, lengths = pad_sequences(sentences)
         return Batch(inputs=inputs, targets=labels, lengths=lengths)
