@@ -7,7 +7,6 @@ of the two marked values. Predicting the constant 1 gives MSE Var(U1 + U2) = 1/6
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
@@ -15,12 +14,12 @@ from torch import nn
 
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating
 from rnnlab.tasks.models import SequenceRegressor
-from rnnlab.tasks.synthetic import SyntheticTask, add_option, positive_option
+from rnnlab.tasks.synthetic import LengthTask
 
 CHANCE_MSE = 1.0 / 6.0
 
 
-class AddingTask(SyntheticTask):
+class AddingTask(LengthTask):
     """Adding problem of length T: inputs (B, T, 2), targets (B, 1), MSE."""
 
     name = "adding"
@@ -29,36 +28,10 @@ class AddingTask(SyntheticTask):
     higher_is_better = False
     default_length = 20
 
-    def __init__(self, *, length: int, seed: int, valid_size: int, test_size: int) -> None:
-        super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
+    def check_length(self, length: int) -> None:
+        """Two markers, one in each half, need T ≥ 2."""
         if length < 2:
             raise ValueError(f"--length must be at least 2 for the adding problem, got {length}")
-        self.length = length
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """--length (T) and the evaluation-set sizes."""
-        add_option(parser, "--length", type=int, default=None,
-                   help="sequence length T of adding/copy (default: 20 adding, 10 copy; "
-                        "--seq-len also sets it)")
-        cls.add_eval_size_arguments(parser)
-
-    @classmethod
-    def from_options(
-        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
-    ) -> AddingTask:
-        """Build from {length, valid_size, test_size}; ``seq_len`` is T when --length is unset."""
-        default_length = seq_len if seq_len is not None else cls.default_length
-        return cls(
-            length=positive_option(options, "length", default_length),
-            seed=seed,
-            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
-            test_size=positive_option(options, "test_size", cls.default_test_size),
-        )
-
-    def options(self) -> dict[str, Any]:
-        """{"length": T, "valid_size": .., "test_size": ..}."""
-        return {"length": self.length, **self.base_options()}
 
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """``size`` sequences: inputs (B, T, 2) = (value, marker), targets (B, 1)."""

@@ -8,7 +8,6 @@ blanks and then a uniform symbol reaches the per-step cross-entropy 10·log 8 / 
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Any
 
@@ -17,7 +16,7 @@ from torch import Tensor, nn
 
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating
 from rnnlab.tasks.models import TaggerModel
-from rnnlab.tasks.synthetic import SyntheticTask, add_option, positive_option
+from rnnlab.tasks.synthetic import LengthTask
 
 SYMBOLS = 8
 RECALL = 10
@@ -31,7 +30,7 @@ def baseline_loss(length: int) -> float:
     return RECALL * math.log(SYMBOLS) / (length + 2 * RECALL)
 
 
-class CopyTask(SyntheticTask):
+class CopyTask(LengthTask):
     """Copy memory with T blanks: inputs (B, T+20) tokens, targets (B, T+20) classes."""
 
     name = "copy"
@@ -39,35 +38,6 @@ class CopyTask(SyntheticTask):
     metric = "loss"
     higher_is_better = False
     default_length = 10
-
-    def __init__(self, *, length: int, seed: int, valid_size: int, test_size: int) -> None:
-        super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
-        self.length = length
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """--length (T) and the evaluation-set sizes."""
-        add_option(parser, "--length", type=int, default=None,
-                   help="sequence length T of adding/copy (default: 20 adding, 10 copy; "
-                        "--seq-len also sets it)")
-        cls.add_eval_size_arguments(parser)
-
-    @classmethod
-    def from_options(
-        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
-    ) -> CopyTask:
-        """Build from {length, valid_size, test_size}; ``seq_len`` is T when --length is unset."""
-        default_length = seq_len if seq_len is not None else cls.default_length
-        return cls(
-            length=positive_option(options, "length", default_length),
-            seed=seed,
-            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
-            test_size=positive_option(options, "test_size", cls.default_test_size),
-        )
-
-    def options(self) -> dict[str, Any]:
-        """{"length": T, "valid_size": .., "test_size": ..}."""
-        return {"length": self.length, **self.base_options()}
 
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """``size`` rows: inputs (B, T+20) int64 tokens, targets (B, T+20) int64 classes."""

@@ -122,3 +122,46 @@ class SyntheticTask(Task):
     def base_options(self) -> dict[str, Any]:
         """The options every synthetic task has."""
         return {"valid_size": self.valid_size, "test_size": self.test_size}
+
+
+class LengthTask(SyntheticTask):
+    """A synthetic task whose one size option is the sequence length T (``--length``).
+
+    ``--seq-len`` sets T when ``--length`` is not given; subclasses set ``default_length`` and may
+    override :meth:`check_length`.
+    """
+
+    default_length = 20
+
+    def __init__(self, *, length: int, seed: int, valid_size: int, test_size: int) -> None:
+        super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
+        self.check_length(length)
+        self.length = length
+
+    def check_length(self, length: int) -> None:
+        """Raise ValueError if the task cannot be built with sequence length ``length``."""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """--length (T) and the evaluation-set sizes."""
+        add_option(parser, "--length", type=int, default=None,
+                   help="sequence length T of adding/copy (default: 20 adding, 10 copy; "
+                        "--seq-len also sets it)")
+        cls.add_eval_size_arguments(parser)
+
+    @classmethod
+    def from_options(
+        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
+    ) -> LengthTask:
+        """Build from {length, valid_size, test_size}; ``seq_len`` is T when --length is unset."""
+        default_length = seq_len if seq_len is not None else cls.default_length
+        return cls(
+            length=positive_option(options, "length", default_length),
+            seed=seed,
+            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
+            test_size=positive_option(options, "test_size", cls.default_test_size),
+        )
+
+    def options(self) -> dict[str, Any]:
+        """{"length": T, "valid_size": .., "test_size": ..}."""
+        return {"length": self.length, **self.base_options()}
