@@ -48,14 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class _Bars:
-    """One tqdm bar per experiment on stderr, created when the experiment first reports."""
+    """Progress per experiment on stderr: one tqdm bar each on a terminal; otherwise (logs, CI)
+    one plain line when an experiment starts and one when it finishes."""
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         self.bars: dict[str, Any] = {}
         self.width = max(len(name) for name in names)
+        self.interactive = sys.stderr.isatty()
+        self.finished: set[str] = set()
 
     def __call__(self, name: str, done: int, total: int) -> None:
+        if not self.interactive:
+            if name not in self.bars:
+                self.bars[name] = None
+                print(f"{name.ljust(self.width)}  started", file=sys.stderr, flush=True)
+            if done >= total and name not in self.finished:
+                self.finished.add(name)
+                print(f"{name.ljust(self.width)}  done", file=sys.stderr, flush=True)
+            return
         bar = self.bars.get(name)
         if bar is None:
             bar = tqdm(total=total, desc=name.ljust(self.width), file=sys.stderr,
@@ -67,7 +78,8 @@ class _Bars:
 
     def close(self) -> None:
         for bar in self.bars.values():
-            bar.close()
+            if bar is not None:
+                bar.close()
 
 
 def _print_summary(data: dict[str, Any]) -> None:
