@@ -248,8 +248,8 @@ def _plot_gates(context: ExperimentContext, trace: dict[str, Any], length: int) 
             axis.axvline(mark, color="black", linestyle="--", linewidth=0.8)
         axis.set_xlabel("time step (dashed: the two marked steps)")
     top.set_ylim(-0.02, 1.02)
-    top.set_title(f"trained LSTM, T={length}, one test sequence: gates of the memory unit "
-                  "(thin: other units carrying the value)")
+    top.set_title(f"trained LSTM, T={length}, one test sequence: gates of the memory unit\n"
+                  "(thin lines: other units carrying the value)")
     bottom.set_title("cell states c_t")
     if unit is None:
         top.text(0.5, 0.5, "no unit's cell carries the first value", ha="center",
