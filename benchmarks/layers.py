@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnlab
+from rnnlab.nn.kernels.bptt import GRUFunction
 
 SHAPES = [(100, 64, 512, 512), (100, 64, 256, 256), (100, 16, 64, 64), (1000, 8, 2, 64)]
 
@@ -132,7 +133,40 @@ def connections(repeats: int) -> list[str]:
     return rows
 
 
-GROUPS = {"standard": standard, "lengths": lengths, "lecture": lecture, "connections": connections}
+GRU_KERNEL_SHAPES = [
+    (100, 64, 512, 512), (100, 64, 256, 256), (100, 32, 128, 128), (100, 16, 64, 64),
+    (1000, 8, 2, 64), (50, 32, 32, 64), (100, 64, 64, 32),
+]
+
+
+def gru_kernel(repeats: int) -> list[str]:
+    """The hand-written GRU kernel against nn.GRU at every size, large ones included: the data
+    behind the dispatch threshold SMALL_GRU_HIDDEN (the layer itself uses the kernel only below
+    it)."""
+    rows = []
+    for steps, batch, inputs, hidden in GRU_KERNEL_SHAPES:
+        x = torch.randn(steps, batch, inputs)
+        theirs = nn.GRU(inputs, hidden)
+
+        def kernel(layer: nn.GRU = theirs, x: torch.Tensor = x, hidden: int = hidden) -> None:
+            layer.zero_grad(set_to_none=True)
+            projection = nn.functional.linear(x, layer.weight_ih_l0, layer.bias_ih_l0)
+            initial = x.new_zeros(x.shape[1], hidden)
+            output, final = GRUFunction.apply(
+                projection, initial, layer.weight_hh_l0, layer.bias_hh_l0, None
+            )
+            (output.sum() + final.sum()).backward()
+
+        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        a, b = interleaved(kernel, fwd_bwd(theirs, x), count)
+        rows.append(row(f"GRU kernel T={steps} B={batch} I={inputs} H={hidden}", a, b, "nn.GRU"))
+    return rows
+
+
+GROUPS = {
+    "standard": standard, "lengths": lengths, "lecture": lecture, "connections": connections,
+    "gru-kernel": gru_kernel,
+}
 
 
 def main() -> None:

@@ -23,10 +23,11 @@ from rnn_testing import (
 )
 from torch.autograd import gradcheck
 from torch.func import functional_call
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
-from rnnlab.nn.kernels import select_implementation
-from rnnlab.nn.kernels.bptt import ElmanFunction, LectureGRUFunction
+from rnnlab.nn.kernels import SMALL_GRU_HIDDEN, select_implementation
+from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
 
 # Tiny float64 problem for gradcheck.
 GRAD_STEPS, GRAD_BATCH, GRAD_HIDDEN = 4, 3, 3
@@ -51,12 +52,26 @@ GRAD_LENGTHS = torch.tensor([4, 2, 1])
     ],
 )
 def test_select_implementation(mode, reset_after, impl, hooked, expected):
-    assert select_implementation(mode, reset_after, impl, hooked) == expected
+    for device_type in ("cpu", "cuda"):
+        large = select_implementation(mode, reset_after, impl, hooked, device_type=device_type,
+                                      hidden_size=SMALL_GRU_HIDDEN + 1)
+        assert large == expected
+
+
+@pytest.mark.parametrize("impl", ["auto", "fused"])
+def test_small_cpu_gru_uses_the_hand_written_kernel(impl):
+    def choose(device_type, hidden_size):
+        return select_implementation("GRU", True, impl, False, device_type=device_type,
+                                     hidden_size=hidden_size)
+
+    assert choose("cpu", SMALL_GRU_HIDDEN) == "bptt"
+    assert choose("cpu", SMALL_GRU_HIDDEN + 1) == "torch"
+    assert choose("cuda", 8) == "torch"  # cuDNN's fused GRU
 
 
 def test_select_implementation_rejects_fused_with_hook():
     with pytest.raises(ValueError, match="state_hook"):
-        select_implementation("LSTM", True, "fused", True)
+        select_implementation("LSTM", True, "fused", True, device_type="cpu", hidden_size=8)
 
 
 # ------------------------------------------------------------------ fast path == reference
@@ -75,6 +90,38 @@ def test_fused_equals_reference(cell, with_lengths, bidirectional, connection):
         forward_backward(fused, sequence, hx, lengths=lengths),
         forward_backward(reference, sequence, hx, lengths=lengths),
     )
+
+
+@pytest.mark.parametrize("connection", ["none", "residual"])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_torch_gru_kernel_equals_reference_and_torch(with_lengths, connection):
+    """Above SMALL_GRU_HIDDEN the CPU GRU runs torch's own kernel (below it, the hand-written one
+    that the other tests exercise): check that path too, against the reference and torch.nn."""
+    hidden = SMALL_GRU_HIDDEN + 1
+    torch.manual_seed(0)
+    fused = rnnlab.GRU(INPUT, hidden, 2, bidirectional=True, impl="fused", connection=connection)
+    reference = rnnlab.GRU(INPUT, hidden, 2, bidirectional=True, impl="reference",
+                           connection=connection)
+    reference.load_state_dict(fused.state_dict())
+    lengths = lengths_tensor() if with_lengths else None
+    sequence = torch.randn(STEPS, BATCH, INPUT)
+    if with_lengths:
+        sequence = fill_padding(sequence, lengths, 0.0)
+    ours = forward_backward(fused, sequence, lengths=lengths)
+    assert_runs_close(ours, forward_backward(reference, sequence, lengths=lengths))
+    if connection == "none":
+        theirs = torch.nn.GRU(INPUT, hidden, 2, bidirectional=True)
+        theirs.load_state_dict(fused.state_dict())
+        packed = sequence if lengths is None else pack_padded_sequence(
+            sequence, lengths, enforce_sorted=False)
+        run = forward_backward(theirs, packed)
+        output = run.output if lengths is None else pad_packed_sequence(
+            PackedSequence(run.output, packed.batch_sizes,
+                                              packed.sorted_indices, packed.unsorted_indices),
+            total_length=STEPS)[0]
+        assert_close(ours.output, output)
+        for our_state, their_state in zip(ours.states, run.states, strict=True):
+            assert_close(our_state, their_state)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -97,9 +144,11 @@ def _mask() -> torch.Tensor:
     return (torch.arange(GRAD_STEPS).unsqueeze(1) < GRAD_LENGTHS).unsqueeze(2)  # (T, B, 1)
 
 
+@pytest.mark.parametrize("function", [LectureGRUFunction, GRUFunction],
+                         ids=["reset-before", "reset-after"])
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("with_mask", [False, True], ids=["no-mask", "mask"])
-def test_gradcheck_lecture_gru(with_mask, with_bias):
+def test_gradcheck_gru(with_mask, with_bias, function):
     size = GRAD_HIDDEN
     inputs = (
         _double(GRAD_STEPS, GRAD_BATCH, 3 * size),  # projection
@@ -108,7 +157,7 @@ def test_gradcheck_lecture_gru(with_mask, with_bias):
         _double(3 * size) if with_bias else None,
         _mask() if with_mask else None,
     )
-    assert gradcheck(LectureGRUFunction.apply, inputs)
+    assert gradcheck(function.apply, inputs)
 
 
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])

@@ -187,7 +187,8 @@ class _RecurrentStack(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Time-major core: sequence (T, B, I), states (L·D, B, H) -> output, h_n, c_n."""
         kind = kernels.select_implementation(
-            self.mode, self.reset_after, self.impl, state_hook is not None
+            self.mode, self.reset_after, self.impl, state_hook is not None,
+            device_type=sequence.device.type, hidden_size=self.hidden_size,
         )
         directions = self.num_directions
         if kind == "torch" and lengths is None and self.connection == "none":

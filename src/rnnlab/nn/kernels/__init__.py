@@ -2,8 +2,10 @@
 
 - ``"reference"``: the plain step loop differentiated by autograd (:mod:`.reference`); ground truth.
 - ``"torch"``: torch's fused kernels, with lengths handled on the padded batch (:mod:`.fused`).
-- ``"bptt"``: hand-written backpropagation through time for recurrences torch has no kernel for,
-  the lecture's GRU and the linear RNN (:mod:`.bptt`).
+- ``"bptt"``: hand-written backpropagation through time (:mod:`.bptt`) for recurrences torch has
+  no kernel for (the lecture's GRU, the linear RNN), and for torch's GRU on the CPU at hidden sizes
+  up to :data:`SMALL_GRU_HIDDEN`, where torch's CPU GRU is a per-step path that the hand-written
+  kernel beats (measured 1.14x-2.0x at H <= 128, 0.91x-1.01x at H >= 256; benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnlab.nn.kernels import fused, reference
-from rnnlab.nn.kernels.bptt import ElmanFunction, LectureGRUFunction
+from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 IMPLEMENTATIONS = ("auto", "reference", "fused")
+SMALL_GRU_HIDDEN = 128
 
 
-def select_implementation(mode: str, reset_after: bool, impl: str, hooked: bool) -> str:
+def select_implementation(
+    mode: str, reset_after: bool, impl: str, hooked: bool, *, device_type: str, hidden_size: int
+) -> str:
     """Decide which implementation runs a layer: ``"reference"``, ``"torch"`` or ``"bptt"``.
 
-    ``impl`` is the user's request (``"auto"``, ``"reference"``, ``"fused"``); a state hook needs
-    every step's hidden state, which only the reference loop exposes, so it forces the reference.
+    ``impl`` is the user's request (``"auto"``, ``"reference"``, ``"fused"`` = the fastest
+    non-reference path); a state hook needs every step's hidden state, which only the reference
+    loop exposes, so it forces the reference. ``device_type`` ("cpu", "cuda", ...) and
+    ``hidden_size`` choose between torch's GRU kernel and the hand-written one.
     """
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -36,6 +43,8 @@ def select_implementation(mode: str, reset_after: bool, impl: str, hooked: bool)
     if impl == "reference":
         return "reference"
     if mode == "RNN_LINEAR" or (mode == "GRU" and not reset_after):
+        return "bptt"
+    if mode == "GRU" and device_type == "cpu" and hidden_size <= SMALL_GRU_HIDDEN:
         return "bptt"
     return "torch"
 
@@ -63,7 +72,8 @@ def run_direction(
         return fused.run_direction(mode, input, hidden, cell, weights, lengths, mask)
     projection = F.linear(input, weights.weight_ih, weights.bias_ih)  # (T, B, G·H)
     if mode == "GRU":
-        output, hidden = LectureGRUFunction.apply(
+        function = GRUFunction if reset_after else LectureGRUFunction
+        output, hidden = function.apply(
             projection, hidden, weights.weight_hh, weights.bias_hh, mask
         )
     else:
@@ -73,4 +83,10 @@ def run_direction(
     return output, hidden, None
 
 
-__all__ = ["IMPLEMENTATIONS", "DirectionWeights", "run_direction", "select_implementation"]
+__all__ = [
+    "IMPLEMENTATIONS",
+    "SMALL_GRU_HIDDEN",
+    "DirectionWeights",
+    "run_direction",
+    "select_implementation",
+]

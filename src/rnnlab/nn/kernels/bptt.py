@@ -1,4 +1,6 @@
-"""Hand-written backpropagation through time for recurrences torch has no fused kernel for.
+"""Hand-written backpropagation through time: for recurrences torch has no fused kernel for (the
+lecture's GRU, the linear RNN), and for torch's GRU on CPU, where torch's own kernel is a per-step
+path that this one beats (benchmarks/RESULTS.md).
 
 Each ``torch.autograd.Function`` runs the step loop without building an autograd graph, keeps the
 few per-step tensors the backward needs, and in the backward walks the steps in reverse computing
@@ -118,6 +120,98 @@ class LectureGRUFunction(torch.autograd.Function):
             )
         grad_bias = _bias_sum(grad_gates, ctx.has_bias and ctx.needs_input_grad[3])
         return grad_gates, carried, grad_weight, grad_bias, None
+
+
+class GRUFunction(torch.autograd.Function):
+    r"""torch's GRU (``reset_after=True``): the reset gate multiplies the projected state.
+
+    Inputs and outputs as :class:`LectureGRUFunction`. Per step, with ``a = W_hh h + b_hh``
+    (one product for all three blocks): r, z = σ(x_rz + a_rz); ñ = tanh(x_n + r∘a_n);
+    h' = ñ + z(h − ñ).
+
+    Backward, per step (g the gradient reaching h_t): dñ = g(1−z)(1−ñ²); dz = g(h−ñ) z(1−z);
+    dr = dñ∘a_n r(1−r); da = [dr, dz, dñ∘r]; dh_{t−1} = g z + da W_hh; dW_hh = Σ_t da_tᵀ h_{t−1}.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        projection: Tensor,
+        hidden: Tensor,
+        weight_hh: Tensor,
+        bias_hh: Tensor | None,
+        mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        steps, batch, _ = projection.shape
+        size = hidden.shape[1]
+        weight_t = weight_hh.t()  # (H, 3H)
+        gate_input = projection[..., : 2 * size]  # (T, B, 2H)
+        new_input = projection[..., 2 * size :]  # (T, B, H)
+        previous = None if mask is None else projection.new_empty(steps, batch, size)
+        recurrent = projection.new_empty(steps, batch, 3 * size)  # a = W_hh h + b_hh
+        gates = projection.new_empty(steps, batch, 2 * size)  # (r, z) after sigmoid
+        candidates = projection.new_empty(steps, batch, size)  # ñ
+        output = projection.new_empty(steps, batch, size)
+        initial = hidden
+        for step in range(steps):
+            if previous is not None:
+                previous[step] = hidden
+            if bias_hh is None:
+                torch.mm(hidden, weight_t, out=recurrent[step])
+            else:
+                torch.addmm(bias_hh, hidden, weight_t, out=recurrent[step])
+            torch.add(gate_input[step], recurrent[step, :, : 2 * size], out=gates[step]).sigmoid_()
+            reset, keep = gates[step].chunk(2, dim=1)
+            candidate = candidates[step]
+            torch.addcmul(new_input[step], reset, recurrent[step, :, 2 * size :], out=candidate)
+            candidate.tanh_()
+            torch.addcmul(candidate, keep, hidden - candidate, out=output[step])
+            hidden = output[step] if mask is None else torch.where(mask[step], output[step], hidden)
+        if mask is None:
+            hidden = hidden.clone()
+        else:
+            output.masked_fill_(~mask, 0.0)
+        ctx.save_for_backward(weight_hh, initial, output, previous, recurrent, gates, candidates,
+                              mask)
+        ctx.has_bias = bias_hh is not None
+        return output, hidden
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
+        weight_hh, initial, output, previous, recurrent, gates, candidates, mask = (
+            ctx.saved_tensors
+        )
+        steps, batch, size = candidates.shape
+        if previous is None:
+            previous = torch.cat([initial.unsqueeze(0), output[:-1]])  # h_{t-1}, (T, B, H)
+        reset, keep = gates[..., :size], gates[..., size:]
+        # Elementwise chain-rule factors for all steps at once, (T, B, H) each.
+        new_factor = (1.0 - keep) * (1.0 - candidates * candidates)  # dñ_pre / g
+        keep_factor = (previous - candidates) * keep * (1.0 - keep)  # dz_pre / g
+        reset_factor = new_factor * recurrent[..., 2 * size :] * reset * (1.0 - reset)  # dr_pre / g
+        grad_input = candidates.new_empty(steps, batch, 3 * size)  # d(x projection): (r, z, ñ)
+        grad_recurrent = candidates.new_empty(steps, batch, 3 * size)  # d a: (r, z, ñ∘r)
+        carried = candidates.new_zeros(batch, size) if grad_hidden is None else grad_hidden
+        for step in range(steps - 1, -1, -1):
+            incoming = carried if grad_output is None else carried + grad_output[step]
+            if mask is not None:
+                incoming = torch.where(mask[step], incoming, 0.0)
+            step_input, step_recurrent = grad_input[step], grad_recurrent[step]
+            torch.mul(incoming, reset_factor[step], out=step_input[:, :size])
+            torch.mul(incoming, keep_factor[step], out=step_input[:, size : 2 * size])
+            grad_new = torch.mul(incoming, new_factor[step], out=step_input[:, 2 * size :])
+            step_recurrent[:, : 2 * size] = step_input[:, : 2 * size]
+            torch.mul(grad_new, reset[step], out=step_recurrent[:, 2 * size :])
+            grad_previous = torch.addmm(incoming * keep[step], step_recurrent, weight_hh)
+            if mask is not None:
+                grad_previous = torch.where(mask[step], grad_previous, carried)
+            carried = grad_previous
+        grad_weight = None
+        if ctx.needs_input_grad[2]:
+            grad_weight = grad_recurrent.reshape(-1, 3 * size).t() @ previous.reshape(-1, size)
+        grad_bias = _bias_sum(grad_recurrent, ctx.has_bias and ctx.needs_input_grad[3])
+        return grad_input, carried, grad_weight, grad_bias, None
 
 
 class ElmanFunction(torch.autograd.Function):
