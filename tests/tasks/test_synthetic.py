@@ -92,7 +92,6 @@ def test_copy_model_memorises_a_fixed_batch_below_the_baseline():
     assert float(task.step(model, batch).loss.detach()) < 0.5 * task.chance()["loss"]
 
 
-@pytest.mark.slow
 def test_copy_model_beats_the_memoryless_baseline():
     task = make("copy", length=2, valid_size=128)
     model = train(task, ModelConfig(cell="lstm", hidden=128, embedding=16), steps=2000, lr=3e-3)
@@ -145,7 +144,6 @@ def test_recall_language_model_trains_and_generates():
     assert text.startswith("she wanted to ") and len(text.split()) == 8
 
 
-@pytest.mark.slow
 def test_lstm_learns_recall_at_short_distances():
     task = make("recall", distances="0,1", valid_size=128)
     model = train(task, ModelConfig(cell="lstm", hidden=64, embedding=32), steps=2000,
