@@ -287,3 +287,36 @@ def test_state_hook_replaces_the_hidden_state_and_steps_are_in_processing_order(
     zeroed, final = layer(sequence, state_hook=lambda k, d, s, hidden: torch.zeros_like(hidden))
     assert torch.equal(zeroed, torch.zeros_like(zeroed))
     assert torch.equal(final, torch.zeros_like(final))
+
+
+# ------------------------------------------- hand-written kernels and higher-order autograd
+@pytest.mark.parametrize("cell", ["gru", "gru-lecture", "rnn-linear"])
+def test_autograd_kernels_allow_double_backward(cell):
+    """Inside autograd_kernels() every layer is differentiable twice (the hand-written kernels,
+    whose backward is single-use, step aside) and gives the same first-order result."""
+    from rnnlab.nn.kernels import autograd_kernels
+
+    torch.manual_seed(0)
+    layer = rnnlab.recurrent(cell, INPUT, HIDDEN)
+    sequence = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64, requires_grad=True)
+    layer = layer.double()
+    fast_output, _ = layer(sequence)
+    with autograd_kernels():
+        output, _ = layer(sequence)
+        (gradient,) = torch.autograd.grad(output.square().sum(), sequence, create_graph=True)
+        gradient.sum().backward()  # a second differentiation
+    assert_close(output, fast_output, 1e-10)
+    assert sequence.grad is not None and torch.isfinite(sequence.grad).all()
+    assert layer.weight_hh_l0.grad is not None
+
+
+def test_torch_func_transforms_avoid_hand_written_kernels():
+    torch.manual_seed(0)
+    layer = rnnlab.GRU(INPUT, HIDDEN)  # small CPU GRU: the hand-written kernel by default
+    sequence = torch.randn(STEPS, BATCH, INPUT)
+    jacobian = torch.func.jacrev(lambda x: layer(x)[0][-1])(sequence)  # (B, H, T, B, I)
+    assert jacobian.shape == (BATCH, HIDDEN, STEPS, BATCH, INPUT)
+    reference = rnnlab.GRU(INPUT, HIDDEN, impl="reference")
+    reference.load_state_dict(layer.state_dict())
+    expected = torch.func.jacrev(lambda x: reference(x)[0][-1])(sequence)
+    assert_close(jacobian, expected)

@@ -148,3 +148,32 @@ def test_lengths_accept_other_integer_dtypes():
     expected, _ = GRU_LAYER(sequence, lengths=lengths_tensor())
     output, _ = GRU_LAYER(sequence, lengths=lengths_tensor().to(torch.int32))
     assert torch.equal(output, expected)
+
+
+def test_packed_input_is_validated_like_a_tensor():
+    packed = pack_padded_sequence(_sequence(STEPS, BATCH, INPUT + 2), lengths_tensor(),
+                                  enforce_sorted=False)
+    for layer in (rnnlab.LSTM(INPUT, HIDDEN), rnnlab.GRU(INPUT, HIDDEN)):
+        with pytest.raises(ValueError, match=rf"input has {INPUT + 2} features"):
+            layer(packed)
+
+
+@pytest.mark.parametrize(
+    ("hx", "match"),
+    [
+        ((torch.zeros(1, BATCH, HIDDEN, dtype=torch.float64), torch.zeros(1, BATCH, HIDDEN)),
+         r"hx\[0\] \(h_0\) is torch.float64 on cpu but the input is torch.float32"),
+        ((torch.zeros(1, BATCH, HIDDEN), [[0.0]]), r"hx\[1\] \(c_0\) must be a Tensor, got list"),
+    ],
+    ids=["dtype", "not-a-tensor"],
+)
+def test_lstm_state_type_and_dtype(hx, match):
+    with pytest.raises(ValueError, match=match):
+        rnnlab.LSTM(INPUT, HIDDEN)(_sequence(STEPS, BATCH, INPUT), hx)
+
+
+def test_repr_names_the_extensions():
+    assert "nonlinearity='linear'" in repr(rnnlab.RNN(INPUT, HIDDEN, nonlinearity="linear"))
+    assert "reset_after=False" in repr(rnnlab.GRU(INPUT, HIDDEN, reset_after=False))
+    assert "forget_bias=1.0" in repr(rnnlab.LSTM(INPUT, HIDDEN, forget_bias=1.0))
+    assert repr(rnnlab.LSTM(INPUT, HIDDEN)) == f"LSTM({INPUT}, {HIDDEN})"

@@ -18,9 +18,10 @@ import torch
 
 from rnnlab.cli._parser import positive_float, positive_int
 from rnnlab.errors import CheckpointError
+from rnnlab.nn import CELL_NAMES
 
 NAME = "diagnose"
-CELLS = ("rnn", "rnn-relu", "rnn-linear", "lstm", "gru", "gru-lecture")
+CELLS = CELL_NAMES
 DEFAULT_CELLS = "rnn,lstm,gru"
 # Options that describe models at initialisation and make no sense with RUN_DIR.
 _INIT_OPTIONS = ("cell", "seq_len", "hidden", "layers", "spectral_radius")
@@ -111,8 +112,10 @@ def _model_from_run(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module
 
     loaded = load_run(args.run_dir)
     layers = recurrent_layers(loaded.model)
-    if not layers:
-        raise CheckpointError(f"{args.run_dir}: the run's model has no rnnlab recurrent layer")
+    if len(layers) != 1:
+        found = ", ".join(name for name, _ in layers) or "none"
+        raise CheckpointError(f"{args.run_dir}: diagnose needs a model with exactly one rnnlab "
+                              f"recurrent layer, found {found}")
     _, layer = layers[0]
     inputs = loaded.task.train_batch(0, args.batch_size).inputs
     if not inputs.dtype.is_floating_point:

@@ -23,6 +23,7 @@ from rnnlab.diagnostics._batched import (
     select_sources,
 )
 from rnnlab.diagnostics._models import find_recurrent_layer, model_output, time_major
+from rnnlab.nn.kernels import autograd_kernels
 
 StepLoss = Callable[[Tensor], Tensor]
 Sources = int | Sequence[int] | Tensor | None
@@ -263,7 +264,8 @@ def _input_flow(model: nn.Module, inputs: Tensor, loss: StepLoss | None, sources
         raise ValueError("wrt='input' needs floating-point inputs (T, B, I) (or (B, T, I) with "
                          "batch_first); for token ids use wrt='hidden'")
     leaf = inputs.detach().clone().requires_grad_(True)
-    output = time_major(model_output(model(leaf)), batch_first)  # (T, B, F)
+    with autograd_kernels():  # the batched (vmapped) backward needs autograd-only kernels
+        output = time_major(model_output(model(leaf)), batch_first)  # (T, B, F)
     steps = output.shape[0]
     input_steps = leaf.shape[1] if batch_first else leaf.shape[0]
     if input_steps != steps:
@@ -326,7 +328,7 @@ def _hidden_flow(model: nn.Module, inputs: Tensor, loss: StepLoss | None, source
     # Triangular structure: a chunk of early sources only back-propagates through early steps,
     # so several smaller chunks beat one big one; without it, one chunk does all the work once.
     default = max(1, math.ceil(len(chosen) / 4)) if trimmed else len(chosen)
-    per_source = probe_elements // len(probe_list) * steps
+    per_source = probe_elements  # one source's backward fills every probe's gradient
     size = chunk_size_for(chunk_size, len(chosen), per_source, default)
     norms, used = backward_norms(objectives, probe_list, [probe_norms] * len(probe_list),
                                   len(probe_list), chosen, method, size, notes)

@@ -56,6 +56,13 @@ def initial_state(
         pairs = [("hx", hx)]
     result = []
     for name, state in pairs:
+        if not isinstance(state, Tensor):
+            raise ValueError(f"{name} must be a Tensor, got {type(state).__name__}")
+        if state.dtype != sequence.dtype or state.device != sequence.device:
+            raise ValueError(
+                f"{name} is {state.dtype} on {state.device} but the input is {sequence.dtype} on "
+                f"{sequence.device}; pass the initial state in the input's dtype and device"
+            )
         if tuple(state.shape) != expected:
             raise ValueError(
                 f"{name} must have shape {expected} (num_layers*num_directions"

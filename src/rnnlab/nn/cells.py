@@ -42,8 +42,9 @@ class _CellBase(nn.Module):
         text = f"{self.input_size}, {self.hidden_size}"
         return text if self.bias else text + ", bias=False"
 
-    def _prepare(self, input: Tensor, hx: Tensor | None, name: str = "hx") -> tuple[Tensor, bool]:
-        """Validate shapes; return the projected input (B, G·H) and whether input was unbatched."""
+    def _prepare(self, input: Tensor, *states: tuple[str, Tensor | None]) -> tuple[Tensor, bool]:
+        """Validate the input and the named states (``("hx", hx)``, ...); return the projected
+        input (B, G·H) and whether the input was unbatched."""
         if input.dim() not in (1, 2):
             raise ValueError(
                 "input must be (batch, input_size) or (input_size,), "
@@ -57,10 +58,10 @@ class _CellBase(nn.Module):
         unbatched = input.dim() == 1
         if unbatched:
             input = input.unsqueeze(0)
-        if hx is not None:
-            expected = (self.hidden_size,) if unbatched else (input.shape[0], self.hidden_size)
-            if tuple(hx.shape) != expected:
-                raise ValueError(f"{name} must have shape {expected}, got {tuple(hx.shape)}")
+        expected = (self.hidden_size,) if unbatched else (input.shape[0], self.hidden_size)
+        for name, state in states:
+            if state is not None and tuple(state.shape) != expected:
+                raise ValueError(f"{name} must have shape {expected}, got {tuple(state.shape)}")
         projection = (
             torch.addmm(self.bias_ih, input, self.weight_ih.t())
             if self.bias_ih is not None
@@ -101,7 +102,7 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        projection, unbatched = self._prepare(input, hx)
+        projection, unbatched = self._prepare(input, ("hx", hx))
         hidden = self._initial(hx, projection, unbatched)
         hidden = functional.rnn_step(
             projection, hidden, self.weight_hh, self.bias_hh, self.nonlinearity
@@ -145,11 +146,10 @@ class LSTMCell(_CellBase):
     ) -> tuple[Tensor, Tensor]:
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise ValueError("hx for an LSTM cell must be a tuple (h, c)")
-        projection, unbatched = self._prepare(input, None if hx is None else hx[0], "hx[0]")
-        if hx is not None:
-            self._prepare(input, hx[1], "hx[1]")
-        hidden = self._initial(None if hx is None else hx[0], projection, unbatched)
-        cell = self._initial(None if hx is None else hx[1], projection, unbatched)
+        hidden, cell = (None, None) if hx is None else hx
+        projection, unbatched = self._prepare(input, ("hx[0]", hidden), ("hx[1]", cell))
+        hidden = self._initial(hidden, projection, unbatched)
+        cell = self._initial(cell, projection, unbatched)
         state = functional.lstm_step(projection, hidden, cell, self.weight_hh, self.bias_hh)
         if unbatched:
             return state.hidden.squeeze(0), state.cell.squeeze(0)
@@ -181,7 +181,7 @@ class GRUCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        projection, unbatched = self._prepare(input, hx)
+        projection, unbatched = self._prepare(input, ("hx", hx))
         hidden = self._initial(hx, projection, unbatched)
         state = functional.gru_step(
             projection, hidden, self.weight_hh, self.bias_hh, self.reset_after

@@ -156,15 +156,23 @@ def gru_step(
     """
     size = hidden.shape[-1]
     input_reset, input_update, input_new = input_projection.chunk(3, dim=1)
-    gate_weight, new_weight = weight_hh[: 2 * size], weight_hh[2 * size :]
-    gate_bias = None if bias_hh is None else bias_hh[: 2 * size]
-    new_bias = None if bias_hh is None else bias_hh[2 * size :]
-    recurrent_reset, recurrent_update = _recurrent(hidden, gate_weight, gate_bias).chunk(2, dim=1)
+    if reset_after:  # one product for all three blocks: r and z, and W_hn h + b_hn
+        recurrent_reset, recurrent_update, recurrent_new = _recurrent(
+            hidden, weight_hh, bias_hh
+        ).chunk(3, dim=1)
+    else:  # the candidate's product needs r first
+        gate_bias = None if bias_hh is None else bias_hh[: 2 * size]
+        recurrent_reset, recurrent_update = _recurrent(
+            hidden, weight_hh[: 2 * size], gate_bias
+        ).chunk(2, dim=1)
     reset_gate = torch.sigmoid(input_reset + recurrent_reset)
     keep_gate = torch.sigmoid(input_update + recurrent_update)  # torch's z = 1 - u
     if reset_after:
-        candidate = torch.tanh(input_new + reset_gate * _recurrent(hidden, new_weight, new_bias))
+        candidate = torch.tanh(input_new + reset_gate * recurrent_new)
     else:
-        candidate = torch.tanh(input_new + _recurrent(reset_gate * hidden, new_weight, new_bias))
+        new_bias = None if bias_hh is None else bias_hh[2 * size :]
+        candidate = torch.tanh(
+            input_new + _recurrent(reset_gate * hidden, weight_hh[2 * size :], new_bias)
+        )
     hidden = candidate + keep_gate * (hidden - candidate)  # = (1 - u) h_{t-1} + u h̃
     return GRUState(hidden, reset_gate, 1.0 - keep_gate, candidate)

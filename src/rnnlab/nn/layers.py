@@ -4,7 +4,12 @@ Same constructor arguments, defaults, forward signature, return values and ``sta
 torch.nn, plus: ``lengths=`` for padded batches (no packing needed), the lecture's GRU
 (``reset_after=False``), the linear RNN (``nonlinearity="linear"``), ``forget_bias``, residual /
 dense / highway ``connection`` between layers, a per-step ``state_hook`` for diagnostics, and
-``impl`` to force an implementation (see :mod:`rnnlab.nn.kernels`).
+``impl`` to force an implementation (see :mod:`rnnlab.nn.kernels`): ``"auto"`` (default) and
+``"fused"`` run the fastest available kernel — torch's fused one, or a hand-written BPTT kernel for
+the lecture's GRU, the linear RNN and small GRUs on the CPU — and ``"reference"`` the plain step
+loop. The hand-written kernels give first-order gradients only: for ``create_graph=True`` use
+``impl="reference"`` or run the layer inside :func:`rnnlab.nn.kernels.autograd_kernels` (torch.func
+transforms are detected and handled automatically).
 """
 
 from __future__ import annotations
@@ -125,10 +130,11 @@ class _RecurrentStack(nn.Module):
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
-        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "connection": "none", "impl": "auto"}
-        for name, default in defaults.items():
-            if getattr(self, name) != default:
+        defaults = {"num_layers": 1, "nonlinearity": "tanh", "bias": True, "batch_first": False,
+                    "dropout": 0.0, "bidirectional": False, "reset_after": True,
+                    "forget_bias": 0.0, "connection": "none", "impl": "auto"}
+        for name, default in defaults.items():  # nonlinearity exists on RNN only
+            if getattr(self, name, default) != default:
                 text += f", {name}={getattr(self, name)!r}"
         return text
 
@@ -161,7 +167,7 @@ class _RecurrentStack(nn.Module):
             if lengths is not None:
                 raise ValueError("pass either a PackedSequence or lengths, not both")
             sequence, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in input order
-            unbatched = False
+            sequence, unbatched = time_major(sequence, self.input_size, batch_first=False)
         else:
             sequence, unbatched = time_major(input, self.input_size, self.batch_first)
         steps, batch, _ = sequence.shape
@@ -208,10 +214,10 @@ class _RecurrentStack(nn.Module):
                 weights = [
                     w for d in range(directions) for w in self.direction_weights(layer, d).flat()
                 ]
-                output, layer_hidden, layer_cell = fused.run_stack(
+                output, layer_hidden, layer_cell = fused.run_stack(  # dropout 0: train only
                     self.mode, layer_input, hidden[states], None if cell is None else cell[states],
-                    weights, self.bias, 1, 0.0, False, self.bidirectional,
-                )
+                    weights, self.bias, 1, 0.0, torch.is_grad_enabled(), self.bidirectional,
+                )  # tells cuDNN to keep what its backward needs
                 final_hidden.append(layer_hidden)
                 final_cell.append(layer_cell)
             else:
@@ -251,10 +257,11 @@ class _RecurrentStack(nn.Module):
 
 def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
     """Pack a padded (T, B, F) output with the batch order and sizes of the input ``like``."""
+    lengths = lengths.cpu()  # packing wants CPU lengths
     if like.sorted_indices is not None:
-        order = like.sorted_indices.to(output.device)
-        output, lengths = output.index_select(1, order), lengths.index_select(0, order)
-    data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
+        output = output.index_select(1, like.sorted_indices.to(output.device))
+        lengths = lengths.index_select(0, like.sorted_indices.cpu())
+    data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
     return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
 
 

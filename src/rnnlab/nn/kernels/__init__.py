@@ -10,8 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 
+import torch
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -21,6 +24,25 @@ from rnnlab.nn.kernels.weights import DirectionWeights
 
 IMPLEMENTATIONS = ("auto", "reference", "fused")
 SMALL_GRU_HIDDEN = 128
+_plain_autograd = threading.local()
+
+
+@contextlib.contextmanager
+def autograd_kernels() -> Iterator[None]:
+    """Within this block layers avoid the hand-written BPTT kernels.
+
+    Those kernels have a single-use analytic backward: no higher-order gradients
+    (``create_graph=True``), no vmapped backward (``is_grads_batched=True``) and no ``torch.func``
+    transforms (these last are detected automatically). Inside the block a layer uses torch's
+    kernel where torch has one (the GRU) and the reference step loop otherwise (the lecture's GRU,
+    the linear RNN), both fully differentiable by autograd.
+    """
+    previous = getattr(_plain_autograd, "active", False)
+    _plain_autograd.active = True
+    try:
+        yield
+    finally:
+        _plain_autograd.active = previous
 
 
 def select_implementation(
@@ -42,9 +64,10 @@ def select_implementation(
         return "reference"
     if impl == "reference":
         return "reference"
+    plain = getattr(_plain_autograd, "active", False) or torch._C._are_functorch_transforms_active()
     if mode == "RNN_LINEAR" or (mode == "GRU" and not reset_after):
-        return "bptt"
-    if mode == "GRU" and device_type == "cpu" and hidden_size <= SMALL_GRU_HIDDEN:
+        return "reference" if plain else "bptt"
+    if mode == "GRU" and device_type == "cpu" and hidden_size <= SMALL_GRU_HIDDEN and not plain:
         return "bptt"
     return "torch"
 
@@ -87,6 +110,7 @@ __all__ = [
     "IMPLEMENTATIONS",
     "SMALL_GRU_HIDDEN",
     "DirectionWeights",
+    "autograd_kernels",
     "run_direction",
     "select_implementation",
 ]

@@ -76,9 +76,9 @@ def run_direction(
     has_bias = weights.bias_ih is not None
     if mode == "LSTM" and lengths is not None:
         input, flat = _with_cell_freeze(input, flat, mask)
-    output, final_hidden, final_cell = run_stack(
+    output, final_hidden, final_cell = run_stack(  # train=True keeps cuDNN's backward possible
         mode, input, hidden.unsqueeze(0), None if cell is None else cell.unsqueeze(0), flat,
-        has_bias, 1, 0.0, False, False,
+        has_bias, 1, 0.0, torch.is_grad_enabled(), False,
     )
     final_hidden = final_hidden.squeeze(0)
     final_cell = None if final_cell is None else final_cell.squeeze(0)
