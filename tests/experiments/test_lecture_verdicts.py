@@ -62,6 +62,17 @@ def test_slower_decay() -> None:
                  others=("lstm", "gru")).status == NOT_SUPPORTED
     assert check({"rnn": 0.5, "lstm": 0.501, "gru": 0.9}, baseline="rnn",
                  others=("lstm", "gru")).status == INCONCLUSIVE
+    # A difference below the default margin (0.05 in log ρ) decides nothing.
+    assert check({"rnn": 0.643, "lstm": 0.659, "gru": 0.9}, baseline="rnn",
+                 others=("lstm", "gru")).status == INCONCLUSIVE
+    # Gated models that did not learn the task: their decay says nothing about trained models.
+    rates = {"rnn": 0.759, "lstm": 0.968, "gru": 0.954}
+    learned = {"rnn": 0.176, "lstm": 0.0012, "gru": 0.0004}
+    assert check(rates, baseline="rnn", others=("lstm", "gru"), errors=learned,
+                 chance=1 / 6).status == SUPPORTED
+    unlearned = {**learned, "gru": 0.16}
+    verdict = check(rates, baseline="rnn", others=("lstm", "gru"), errors=unlearned, chance=1 / 6)
+    assert verdict.status == INCONCLUSIVE and "gru" in verdict.reason
     assert check({"rnn": float("nan"), "lstm": 0.8}, baseline="rnn",
                  others=("lstm",)).status == INCONCLUSIVE
 

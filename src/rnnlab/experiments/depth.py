@@ -17,6 +17,7 @@ from rnnlab.experiments.base import (
 )
 from rnnlab.experiments.training import fit
 from rnnlab.tasks import ModelConfig, Task, get_task
+from rnnlab.tasks.adding import CHANCE_MSE
 
 CONNECTIONS = ("none", "residual", "dense", "highway")
 CONNECTION_COLOURS = {"none": "tab:red", "residual": "tab:blue", "dense": "tab:green",
@@ -94,7 +95,7 @@ def run(context: ExperimentContext) -> ExperimentResult:
     ]
     plots = [_plot(context, results, size)]
     numbers = {"results": results, "seed": seed, "cell": size["cell"],
-               "task": {"name": "adding", **options}, "chance_mse": 1 / 6}
+               "task": {"name": "adding", **options}, "chance_mse": CHANCE_MSE}
     return ExperimentResult(numbers, plots, checks, verdicts.combine([c.verdict for c in checks]))
 
 
@@ -111,7 +112,7 @@ def _plot(context: ExperimentContext, results: dict[str, Any], size: dict[str, A
         gradient_axis.plot(depths, [results[connection][str(d)]["first_layer_grad_norm_trained"]
                                     for d in depths], "x:", color=colour,
                            label=f"{connection} (trained)")
-    loss_axis.axhline(1 / 6, color="black", linestyle="--", linewidth=1, label="chance 1/6")
+    loss_axis.axhline(CHANCE_MSE, color="black", linestyle="--", linewidth=1, label="chance 1/6")
     for axis in (loss_axis, gradient_axis):
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")

@@ -57,15 +57,26 @@ def decay_slope(slope: float, rho: float, *, relative_tolerance: float = 0.1,
 
 
 def slower_decay(rates: Mapping[str, float], *, baseline: str, others: Sequence[str],
-                 margin: float = 0.01) -> Verdict:
+                 margin: float = 0.05, errors: Mapping[str, float] | None = None,
+                 chance: float | None = None, solved: float = 0.5) -> Verdict:
     """Gated cells' gradients decay more slowly per step than the ``baseline`` cell's.
 
     ``rates`` are fitted per-step decay factors ρ (g(d) ≈ ρ^d). Supported if every cell of
     ``others`` has log ρ larger than the baseline's by more than ``margin``; not supported if any
-    has log ρ below the baseline's by more than ``margin``; inconclusive otherwise.
+    has log ρ below the baseline's by more than ``margin``; inconclusive otherwise. When the
+    models' test ``errors`` and the task's ``chance`` error are given, the comparison only counts
+    if every cell of ``others`` learned the task (error < ``solved`` × chance): the decay of a
+    model that never learned says nothing about trained models (inconclusive otherwise).
     """
     if not _finite(rates.get(baseline)) or rates[baseline] <= 0:
         return Verdict(INCONCLUSIVE, f"no decay rate was measured for {baseline}")
+    if errors is not None and chance is not None:
+        unlearned = [name for name in others
+                     if not _finite(errors.get(name)) or errors[name] >= solved * chance]
+        if unlearned:
+            text = ", ".join(f"{name} {errors.get(name, math.nan):.3g}" for name in unlearned)
+            return Verdict(INCONCLUSIVE, f"not trained enough to compare: test error {text} is "
+                                         f"not below {solved:g}× chance ({chance:.3g})")
     base = math.log(rates[baseline])
     differences = {}
     for name in others:
