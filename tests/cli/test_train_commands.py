@@ -185,3 +185,76 @@ def test_bad_run_directories_are_one_line_and_exit_2(tmp_path, capsys) -> None:
     assert "not a run directory" in one_line_error(code, err)
     code, _, err = rnnlab(capsys, *ADDING, "--steps", "2", "--out", str(tmp_path / "run"))
     assert "already holds a run" in one_line_error(code, err)
+
+
+def test_generate_and_evaluate_do_not_depend_on_the_working_directory(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    words_file(tmp_path / "work" / "corpus.txt")
+    code, _, err = rnnlab(capsys, "train", "lm", "--data", "corpus.txt", "--seq-len", "5",
+                          *TINY, "--steps", "2", "--out", "run")
+    assert code == 0, err
+    run = tmp_path / "work" / "run"
+    assert load_run(run).config.data == str(tmp_path / "work" / "corpus.txt")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    results = [rnnlab(capsys, "evaluate", str(run), "--json", "--batch-size", size)
+               for size in ("1", "4", "64")]
+    assert all(code == 0 for code, _, _ in results)
+    assert len({out for _, out, _ in results}) == 1  # the batch size changes nothing
+    (tmp_path / "work" / "corpus.txt").unlink()
+    code, out, err = rnnlab(capsys, "generate", str(run), "--prompt", "the", "--length", "3")
+    assert code == 0, err
+    assert out.startswith("the") and len(out.split()) == 4
+    code, _, err = rnnlab(capsys, "evaluate", str(run))
+    assert str(tmp_path / "work" / "corpus.txt") in one_line_error(code, err)
+
+
+def test_evaluate_data_scores_the_whole_file(tmp_path, capsys) -> None:
+    run = tmp_path / "lm"
+    code, _, err = rnnlab(capsys, "train", "lm", "--data", str(words_file(tmp_path / "c.txt")),
+                          "--seq-len", "5", *TINY, "--steps", "2", "--out", str(run))
+    assert code == 0, err
+    held = words_file(tmp_path / "held.txt", lines=7, seed=1)  # 7 lines of 8 words + <eos>
+    code, out, err = rnnlab(capsys, "evaluate", str(run), "--data", str(held), "--json")
+    assert code == 0, err
+    loaded = load_run(run, data=str(held))
+    assert int(loaded.task.evaluation_columns("test").lengths.sum()) == 7 * 9 - 1
+    expected = loaded.task.evaluate(loaded.model, "test", 4)["perplexity"]
+    assert json.loads(out)["test_perplexity"] == pytest.approx(expected)
+
+    classify_run = tmp_path / "classify"
+    code, _, err = rnnlab(capsys, "train", "classify", "--data",
+                          str(classify_file(tmp_path / "data.csv")), *TINY, "--steps", "2",
+                          "--out", str(classify_run))
+    assert code == 0, err
+    one_label = classify_file(tmp_path / "pos.csv", labels=("pos",))  # 40 rows, one class
+    code, out, err = rnnlab(capsys, "evaluate", str(classify_run), "--data", str(one_label),
+                            "--json")
+    assert code == 0, err
+    assert len(load_run(classify_run, data=str(one_label)).task.encoded("test")) == 40
+    foreign = classify_file(tmp_path / "foreign.csv", labels=("pos", "meh"))
+    code, _, err = rnnlab(capsys, "evaluate", str(classify_run), "--data", str(foreign))
+    assert "labels not seen in training: meh" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("make_args, expected", [
+    (lambda tmp: ["adding", "--data", str(tmp / "corpus.txt")],
+     "--data does not apply to task 'adding'"),
+    (lambda tmp: ["classify", "--data", str(tmp / "data.csv"), "--max-length", "0"],
+     "--max-length must be a positive integer, got 0"),
+    (lambda tmp: ["classify", "--data", str(tmp / "data.csv"), "--min-count", "0"],
+     "--min-count must be a positive integer, got 0"),
+    (lambda tmp: ["lm", "--data", str(tmp / "corpus.txt"), "--min-count", "0"],
+     "--min-count must be a positive integer, got 0"),
+])
+def test_inapplicable_or_non_positive_options_are_refused(tmp_path, capsys, make_args,
+                                                          expected) -> None:
+    words_file(tmp_path / "corpus.txt")
+    classify_file(tmp_path / "data.csv")
+    code, _, err = rnnlab(capsys, "train", *make_args(tmp_path), *TINY, "--steps", "2",
+                          "--out", str(tmp_path / "run"))
+    assert expected in one_line_error(code, err)
+    assert not (tmp_path / "run").exists()

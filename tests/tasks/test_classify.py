@@ -95,3 +95,32 @@ def test_classifier_learns_and_epochs_cover_the_data(tmp_path):
     restored = make(tmp_path / "reviews.tsv", text_column="Review", label_column="stars")
     restored.load_state_dict(task.state_dict())
     assert restored.vocabulary.tokens == task.vocabulary.tokens
+
+
+def test_empty_labels_and_non_positive_sizes_are_refused(tmp_path):
+    records = rows(20)
+    records[6]["stars"] = ""
+    path = write(tmp_path / "gap.csv", records)
+    with pytest.raises(DataError, match=r"gap.csv: data row 7 has an empty 'stars' label"):
+        make(path, text_column="Review", label_column="stars")
+    good = write(tmp_path / "good.csv", rows(40))
+    for option in ("max_length", "min_count", "vocab_size"):
+        flag = "--" + option.replace("_", "-")
+        with pytest.raises(ValueError, match=f"{flag} must be a positive integer, got 0"):
+            make(good, text_column="Review", label_column="stars", **{option: 0})
+
+
+def test_evaluation_file_is_read_whole_with_the_saved_labels(tmp_path):
+    trained = make(write(tmp_path / "reviews.csv", rows(60)), text_column="Review",
+                   label_column="stars")
+    task = get_task("classify").for_saved_state(trained.options(), seq_len=None, seed=0)
+    task.load_state_dict(trained.state_dict())
+    one_label = [record for record in rows(30, seed=1) if record["stars"] == "good"]
+    task.use_evaluation_data(str(write(tmp_path / "good.csv", one_label)))
+    for split in ("valid", "test"):
+        assert len(task.encoded(split)) == len(one_label)  # every row, a single class is fine
+    model = task.build_model(ModelConfig(hidden=8, embedding=4))
+    assert 0.0 <= task.evaluate(model, "test", 8)["accuracy"] <= 1.0
+    foreign = [dict(record, stars="meh") for record in rows(5)]
+    with pytest.raises(DataError, match=r"labels not seen in training: meh \(known: bad, good\)"):
+        task.use_evaluation_data(str(write(tmp_path / "meh.csv", foreign)))

@@ -103,3 +103,55 @@ def test_data_errors_are_one_line(tmp_path):
         make(corpus).build_model(ModelConfig(bidirectional=True))
     with pytest.raises(ValueError, match="unknown level"):
         make(corpus, level="byte")
+
+
+def test_evaluation_scores_every_token_whatever_the_batch_size(tmp_path):
+    task = make(write_corpus(tmp_path, lines=300), seq_len=7)
+    torch.manual_seed(0)
+    model = task.build_model(ModelConfig(cell="gru", hidden=12, embedding=8))
+    stream = task.stream("valid")
+    columns = task.evaluation_columns("valid")
+    assert columns.inputs.shape[0] == 10
+    assert int(columns.lengths.sum()) == stream.numel() - 1
+    assert int(columns.lengths.max() - columns.lengths.min()) <= 1
+    results = [task.evaluate(model, "valid", batch_size) for batch_size in (1, 4, 32, 64)]
+    assert all(result == results[0] for result in results)
+    # reference: each column read in one pass, every next token of the stream scored once
+    total, start = 0.0, 0
+    with torch.no_grad():
+        model.eval()
+        for length in columns.lengths.tolist():
+            logits, _ = model(stream[start : start + length].unsqueeze(0))  # (1, length, V)
+            total += float(torch.nn.functional.cross_entropy(
+                logits[0], stream[start + 1 : start + 1 + length], reduction="sum"))
+            start += length
+    assert results[0]["loss"] == pytest.approx(total / (stream.numel() - 1), rel=1e-5)
+
+
+def test_single_line_files_are_split_by_tokens(tmp_path):
+    chars = tmp_path / "chars.txt"
+    chars.write_text("abcab" * 200, encoding="utf-8")  # 1000 characters, no newline
+    task = make(chars, level="char", seq_len=20)
+    assert [len(task.tokens[split]) for split in ("train", "valid", "test")] == [900, 50, 50]
+    assert "".join(task.tokens["train"] + task.tokens["valid"] + task.tokens["test"]) == (
+        "abcab" * 200)
+    words = tmp_path / "words.txt"
+    words.write_text(" ".join(["a", "b", "c"] * 100) + "\n", encoding="utf-8")
+    task = make(words, level="word", seq_len=10)
+    assert [len(task.tokens[split]) for split in ("train", "valid", "test")] == [271, 15, 15]
+
+
+def test_training_rows_report_perplexity_as_exp_of_the_mean_loss(tmp_path):
+    import json
+
+    from rnnlab.training import TrainConfig, train
+
+    config = TrainConfig(task="lm", data=str(write_corpus(tmp_path, lines=120)), seq_len=5,
+                         steps=6, log_every=3, batch_size=4, optimizer="adam", lr=0.01,
+                         model=ModelConfig(hidden=8, embedding=8), device="cpu")
+    train(config, tmp_path / "run")
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    rows = [row for row in map(json.loads, lines) if row.get("split") == "train"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["perplexity"] == pytest.approx(math.exp(row["loss"]), rel=1e-9)

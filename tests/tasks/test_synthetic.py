@@ -114,6 +114,50 @@ def test_anbn_strings_and_counting_report():
     assert all(isinstance(value, float) for value in task.evaluate(model, "valid", 64).values())
 
 
+class CountingOracle(torch.nn.Module):
+    """The ideal next-symbol distribution of aⁿbⁿ with n ≤ cap (so it counts up to cap only):
+    forward(inputs (B, T), lengths) -> (log-probabilities (B, T, 3), None)."""
+
+    def __init__(self, cap):
+        super().__init__()
+        self.cap = cap
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, inputs, lengths=None, state=None):
+        probabilities = torch.full((*inputs.shape, 3), 1e-6)
+        for row, tokens in enumerate(inputs.tolist()):
+            count_a = count_b = 0
+            for step, token in enumerate(tokens):
+                count_a, count_b = count_a + (token == A), count_b + (token == B)
+                if count_b == 0 and count_a == 0:
+                    probabilities[row, step, A] = 1.0
+                elif count_b == 0 and count_a < self.cap:
+                    probabilities[row, step, [A, B]] = 0.5
+                elif count_b < count_a:
+                    probabilities[row, step, B] = 1.0
+                else:
+                    probabilities[row, step, BOUNDARY] = 1.0
+        return probabilities.log(), None
+
+
+def test_anbn_valid_split_is_held_out_from_the_counting_test():
+    task = make("anbn", max_n=4, valid_size=64, test_size=64)  # test_max_n = 8
+    assert task.metric == "accuracy" and task.higher_is_better
+    in_range, beyond = CountingOracle(cap=4), CountingOracle(cap=6)
+    valid, test = task.evaluate(in_range, "valid", 16), task.evaluate(in_range, "test", 16)
+    assert set(valid) == {"loss", "accuracy"}
+    assert valid["accuracy"] == 1.0  # every valid string has n ≤ N = 4
+    assert test["accuracy"] == 0.5 and test["correct_up_to"] == 4.0  # n = 1..8
+    # counting beyond N changes the test probe but not the selection metric
+    assert task.evaluate(beyond, "valid", 16)["accuracy"] == 1.0
+    assert task.evaluate(beyond, "test", 16)["accuracy"] == 0.75
+    ns = ((task.eval_set("valid").lengths - 1) // 2).tolist()
+    short = CountingOracle(cap=2)
+    expected = sum(n <= 2 for n in ns) / len(ns)
+    assert 0 < expected < 1
+    assert task.evaluate(short, "valid", 16)["accuracy"] == pytest.approx(expected)
+
+
 def test_lstm_learns_anbn_within_the_training_range():
     task = make("anbn", max_n=4, valid_size=64)
     model = train(task, ModelConfig(cell="lstm", hidden=16, embedding=4), steps=250)

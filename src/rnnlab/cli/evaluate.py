@@ -16,13 +16,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         NAME,
         help="evaluate a trained run",
-        description="Evaluate the best (or last) model of a run directory on the test split of "
-        "its data, or of FILE (read with the run's vocabulary and labels).",
+        description="Evaluate the best (or last) model of a run directory on the test (or "
+        "valid) split of its data, or on the whole of FILE (read with the run's vocabulary and "
+        "labels).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `rnnlab train`")
-    parser.add_argument("--data", metavar="FILE", help="evaluate on this data instead")
+    parser.add_argument("--data", metavar="FILE",
+                        help="evaluate on every row/token of this file instead (lm, classify)")
     parser.add_argument("--split", choices=("test", "valid"), default="test",
-                        help="which split to evaluate (default: test)")
+                        help="which split to evaluate; with --data it only names the printed "
+                        "keys (default: test)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which weights to evaluate (default: best)")
     parser.add_argument("--batch-size", type=positive_int, metavar="B",

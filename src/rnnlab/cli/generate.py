@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the prompt and its continuation; returns the exit code."""
-    loaded = load_run(args.run_dir, which=args.checkpoint)
+    loaded = load_run(args.run_dir, which=args.checkpoint, read_data=False)
     if not loaded.task.is_language_model:
         raise ValueError(
             f"{args.run_dir} is a run of task {loaded.task.name!r}, not a language model; "

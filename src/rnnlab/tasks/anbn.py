@@ -8,6 +8,13 @@ and aⁿ⁺¹bⁿ; the summary is the largest n up to which it is correct for ev
 
 With n uniform in 1..N, the ideal probability of the first b after aᵏ is 1/(N-k+1) ≥ 1/N, so the
 default threshold is 1/(2N).
+
+The two evaluation splits measure different data, so that choosing the best checkpoint on "valid"
+does not look at the test: "valid" is the generated validation set (n ≤ N, drawn from its own
+seed), and its "accuracy" is the share of those strings decided correctly (the string accepted,
+both of its near misses rejected); "test" is the counting probe over every n = 1..test_max_n
+(beyond the training range), with "accuracy" the share of n decided correctly, "correct_up_to"
+and "max_correct_n".
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ class AnbnTask(SyntheticTask):
 
     name = "anbn"
     description = "counting: next-symbol prediction on a^n b^n, accept/reject up to a test n"
-    metric = "correct_up_to"
+    metric = "accuracy"
     higher_is_better = True
     is_language_model = False
 
@@ -124,6 +131,19 @@ class AnbnTask(SyntheticTask):
         chosen = chosen.masked_fill(steps >= lengths.unsqueeze(1), 1.0)
         return chosen.min(dim=1).values
 
+    def decisions(self, model: nn.Module, ns: list[int]) -> list[tuple[bool, bool, bool]]:
+        """For each n: (accepts aⁿbⁿ, rejects aⁿbⁿ⁺¹, rejects aⁿ⁺¹bⁿ)."""
+        strings = (
+            [anbn_string(n, n) for n in ns]
+            + [anbn_string(n, n + 1) for n in ns]
+            + [anbn_string(n + 1, n) for n in ns]
+        )
+        with evaluating(model):
+            above = (self._lowest_probabilities(model, strings) > self.threshold).tolist()
+        count = len(ns)
+        return [(above[index], not above[count + index], not above[2 * count + index])
+                for index in range(count)]
+
     def counting_report(self, model: nn.Module) -> dict[str, Any]:
         """Acceptance of aⁿbⁿ and rejection of aⁿbⁿ⁺¹, aⁿ⁺¹bⁿ for n = 1..test_max_n.
 
@@ -131,27 +151,11 @@ class AnbnTask(SyntheticTask):
         "rejects_more_a", "correct"}, ...], "correct_up_to", "max_correct_n", "accuracy"}.
         """
         ns = list(range(1, self.test_max_n + 1))
-        strings = (
-            [anbn_string(n, n) for n in ns]
-            + [anbn_string(n, n + 1) for n in ns]
-            + [anbn_string(n + 1, n) for n in ns]
-        )
-        with evaluating(model):
-            lowest = self._lowest_probabilities(model, strings)
-        above = (lowest > self.threshold).tolist()
-        count = len(ns)
-        results = []
-        for index, n in enumerate(ns):
-            accepts, rejects_b, rejects_a = (
-                above[index], not above[count + index], not above[2 * count + index]
-            )
-            results.append({
-                "n": n,
-                "accepts": accepts,
-                "rejects_more_b": rejects_b,
-                "rejects_more_a": rejects_a,
-                "correct": accepts and rejects_b and rejects_a,
-            })
+        results = [
+            {"n": n, "accepts": accepts, "rejects_more_b": rejects_b,
+             "rejects_more_a": rejects_a, "correct": accepts and rejects_b and rejects_a}
+            for n, (accepts, rejects_b, rejects_a) in zip(ns, self.decisions(model, ns))
+        ]
         correct_up_to = 0
         for result in results:
             if not result["correct"]:
@@ -165,18 +169,30 @@ class AnbnTask(SyntheticTask):
             "results": results,
             "correct_up_to": correct_up_to,
             "max_correct_n": max(correct_ns, default=0),
-            "accuracy": len(correct_ns) / count,
+            "accuracy": len(correct_ns) / len(ns),
         }
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
-        """{"loss" on the split's strings, "accuracy" (share of n correct), "correct_up_to",
-        "max_correct_n"}; the per-n table is :meth:`counting_report`."""
+        """Metrics of one split, measured on different data (see the module docstring).
+
+        "valid": {"loss", "accuracy"} on the generated validation strings (n ≤ N). "test":
+        {"loss"} on the generated test strings, and {"accuracy", "correct_up_to",
+        "max_correct_n"} of the counting probe n = 1..test_max_n (:meth:`counting_report`).
+        """
         total, count = 0.0, 0
         with evaluating(model):
             for batch in self.eval_chunks(model, split, batch_size):
                 output = self.step(model, batch)
                 total += float(output.loss) * output.count
                 count += output.count
+        if split == "valid":
+            assert self.eval_set("valid").lengths is not None
+            ns = ((self.eval_set("valid").lengths - 1) // 2).tolist()  # inputs are $ aⁿ bⁿ
+            distinct = sorted(set(ns))
+            decided = {n: all(decision)
+                       for n, decision in zip(distinct, self.decisions(model, distinct))}
+            return {"loss": total / count,
+                    "accuracy": sum(decided[n] for n in ns) / len(ns)}
         report = self.counting_report(model)
         return {
             "loss": total / count,

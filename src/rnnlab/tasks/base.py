@@ -210,6 +210,7 @@ class Task(abc.ABC):
     metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
     is_language_model: ClassVar[bool] = False
+    reads_data: ClassVar[bool] = False  # True: trains on the user's --data; False: generates it
 
     @classmethod  # noqa: B027 (optional hook: most tasks add options, some add none)
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -224,6 +225,20 @@ class Task(abc.ABC):
 
         Raises rnnlab.errors.DataError (a ValueError) with a one-line message on bad input.
         """
+
+    @classmethod
+    def for_saved_state(
+        cls, options: dict[str, Any], *, seq_len: int | None, seed: int
+    ) -> Task:
+        """The task built from its resolved options without reading any data file, ready for
+        :meth:`load_state_dict` (a trained run's vocabulary and labels); then it can generate, or
+        evaluate after :meth:`use_evaluation_data`. Generated tasks are simply built."""
+        return cls.from_options(options, data=None, seq_len=seq_len, seed=seed)
+
+    def use_evaluation_data(self, data: str) -> None:
+        """Make the whole file ``data`` the evaluation set of both splits, read with the loaded
+        vocabulary and labels (tasks that read ``--data`` override this)."""
+        raise ValueError(f"task {self.name!r} generates its data: --data does not apply")
 
     @abc.abstractmethod
     def options(self) -> dict[str, Any]:

@@ -5,6 +5,9 @@ each of valid and test) or a directory holding train.<ext> and test.<ext> (and v
 is missing, valid is split off train). Texts are lower-cased words; labels are any strings, mapped
 to ids in sorted order. The model is a (bi-)RNN encoder with ``--pooling mean|max|last`` over the
 valid steps only.
+
+``rnnlab evaluate RUN --data FILE`` evaluates on every row of FILE, read with the run's vocabulary
+and labels (:meth:`ClassifyTask.use_evaluation_data`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,12 @@ from rnnlab.tasks.base import (
     step_generator,
 )
 from rnnlab.tasks.models import SequenceClassifier
-from rnnlab.tasks.synthetic import add_option, iterate_chunks, pad_sequences
+from rnnlab.tasks.synthetic import (
+    add_option,
+    add_vocabulary_options,
+    iterate_chunks,
+    pad_sequences,
+)
 from rnnlab.tasks.tabular import (
     LABEL_COLUMNS,
     TEXT_COLUMNS,
@@ -50,10 +58,11 @@ class ClassifyTask(Task):
     description = "text classification from CSV/TSV/JSONL (--text-column, --label-column)"
     metric = "accuracy"
     higher_is_better = True
+    reads_data = True
 
     def __init__(
         self,
-        examples: dict[str, Examples],
+        examples: dict[str, Examples] | None,
         *,
         seed: int,
         text_column: str,
@@ -68,7 +77,13 @@ class ClassifyTask(Task):
         self.vocab_size = vocab_size
         self.min_count = min_count
         self.max_length = max_length
-        self.examples = examples
+        self.examples = examples if examples is not None else {}
+        self._encoded: dict[str, Batch] = {}
+        # without examples (a task rebuilt from a run), load_state_dict sets labels and vocabulary
+        self.labels: list[str] = []
+        self.vocabulary = Vocabulary([PADDING, UNKNOWN])
+        if examples is None:
+            return
         labels = sorted({label for _, label in examples["train"]})
         if len(labels) < 2:
             raise DataError(
@@ -80,7 +95,6 @@ class ClassifyTask(Task):
             (word for words, _ in examples["train"] for word in words),
             specials=(PADDING, UNKNOWN), max_size=vocab_size, min_count=min_count,
         )
-        self._encoded: dict[str, Batch] = {}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -94,10 +108,20 @@ class ClassifyTask(Task):
                         "(default: 0.1)")
         add_option(parser, "--max-length", type=int, default=None,
                    help="classify: keep at most this many words per text (default: 200)")
-        add_option(parser, "--vocab-size", type=int, default=None,
-                   help="lm/classify: keep at most this many tokens, specials included")
-        add_option(parser, "--min-count", type=int, default=None,
-                   help="lm/classify: drop tokens seen fewer times than this (default: 1)")
+        add_vocabulary_options(parser)
+
+    @staticmethod
+    def _size_options(options: dict[str, Any]) -> dict[str, Any]:
+        """{"vocab_size", "min_count", "max_length"} resolved and checked (one-line ValueError)."""
+        values = {"vocab_size": options.get("vocab_size"), "min_count": options.get("min_count"),
+                  "max_length": options.get("max_length")}
+        for key, value in values.items():
+            if value is not None and value <= 0:
+                raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, "
+                                 f"got {value}")
+        values["min_count"] = 1 if values["min_count"] is None else values["min_count"]
+        values["max_length"] = 200 if values["max_length"] is None else values["max_length"]
+        return values
 
     @classmethod
     def from_options(
@@ -110,20 +134,38 @@ class ClassifyTask(Task):
         fraction = 0.1 if fraction is None else float(fraction)
         if not 0.0 < fraction < 0.5:
             raise ValueError(f"--split must be in (0, 0.5), got {fraction}")
-        max_length = options.get("max_length") or 200
-        if max_length <= 0:
-            raise ValueError(f"--max-length must be a positive integer, got {max_length}")
-        vocab_size = options.get("vocab_size")
-        if vocab_size is not None and vocab_size <= 0:
-            raise ValueError(f"--vocab-size must be a positive integer, got {vocab_size}")
+        sizes = cls._size_options(options)
         text_column, label_column, examples = read_examples(
             Path(data), options.get("text_column"), options.get("label_column"), fraction, seed
         )
-        return cls(
-            examples, seed=seed, text_column=text_column, label_column=label_column,
-            vocab_size=vocab_size, min_count=options.get("min_count") or 1,
-            max_length=max_length,
-        )
+        return cls(examples, seed=seed, text_column=text_column, label_column=label_column,
+                   **sizes)
+
+    @classmethod
+    def for_saved_state(
+        cls, options: dict[str, Any], *, seq_len: int | None, seed: int
+    ) -> ClassifyTask:
+        """The task without examples, for :meth:`load_state_dict` then
+        :meth:`use_evaluation_data`."""
+        return cls(None, seed=seed, text_column=options.get("text_column"),
+                   label_column=options.get("label_column"), **cls._size_options(options))
+
+    def use_evaluation_data(self, data: str) -> None:
+        """Every row of the file ``data`` becomes both the valid and the test split (labels must
+        be among the loaded training labels; a single label is fine)."""
+        path = Path(data)
+        if path.is_dir():
+            raise DataError(f"evaluating on --data needs one file, but {path} is a directory")
+        columns, rows = read_rows(path)
+        text_column = pick_column(columns, self.text_column, TEXT_COLUMNS, "text", path)
+        label_column = pick_column(columns, self.label_column, LABEL_COLUMNS, "label", path)
+        examples = table_examples(path, rows, text_column, label_column)
+        unseen = sorted({label for _, label in examples} - set(self.labels))
+        if unseen:
+            raise DataError(f"{path} has labels not seen in training: {', '.join(unseen)} "
+                            f"(known: {', '.join(self.labels)})")
+        self.examples = {"valid": examples, "test": examples}
+        self._encoded = {}
 
     def options(self) -> dict[str, Any]:
         """The resolved options (columns included)."""
@@ -144,6 +186,8 @@ class ClassifyTask(Task):
     def encoded(self, split: str) -> Batch:
         """All examples of a split: inputs (N, T) padded ids, lengths (N,), targets (N,)."""
         if split not in self._encoded:
+            if split not in self.examples:
+                raise DataError("the classify task needs --data FILE or DIR")
             label_ids = {label: index for index, label in enumerate(self.labels)}
             unseen = sorted({label for _, label in self.examples[split]} - set(label_ids))
             if unseen:
@@ -206,6 +250,19 @@ class ClassifyTask(Task):
         return {"accuracy": float(torch.bincount(targets).max()) / len(targets)}
 
 
+def table_examples(
+    path: Path, rows: list[dict[str, str]], text_column: str, label_column: str
+) -> Examples:
+    """[(words, label), ...] of the rows; DataError naming the first row with an empty label."""
+    examples = []
+    for number, row in enumerate(rows, start=1):
+        label = row.get(label_column, "")
+        if not label.strip():
+            raise DataError(f"{path}: data row {number} has an empty {label_column!r} label")
+        examples.append((simple_words(row.get(text_column, "")), label))
+    return examples
+
+
 def read_examples(
     data: Path, text_column: str | None, label_column: str | None, fraction: float, seed: int
 ) -> tuple[str, str, dict[str, Examples]]:
@@ -227,8 +284,7 @@ def read_examples(
         columns, rows = read_rows(path)
         text_column = pick_column(columns, text_column, TEXT_COLUMNS, "text", path)
         label_column = pick_column(columns, label_column, LABEL_COLUMNS, "label", path)
-        tables[split] = [(simple_words(row.get(text_column, "")), row.get(label_column, ""))
-                         for row in rows]
+        tables[split] = table_examples(path, rows, text_column, label_column)
     order = torch.randperm(len(tables["train"]), generator=step_generator(seed, -3)).tolist()
     shuffled = [tables["train"][index] for index in order]
     held_out = max(1, round(fraction * len(shuffled)))

@@ -1,9 +1,15 @@
 """Word- or character-level language modelling on UTF-8 text the user gives.
 
-``--data`` is a directory holding train.txt, valid.txt and test.txt, or one file whose lines are
-split 90/5/5 into train/valid/test. The training stream is cut into ``batch_size`` contiguous
-columns; step k reads BPTT window k mod (windows per epoch), and the hidden state is carried from
-one window to the next (detached by the trainer) and reset at the start of each epoch.
+``--data`` is a directory holding train.txt, valid.txt and test.txt, or one file split 90/5/5
+into train/valid/test: by lines for word-level text with at least 3 non-empty lines, otherwise
+(character level, or fewer lines) by tokens. The training stream is cut into ``batch_size``
+contiguous columns; step k reads BPTT window k mod (windows per epoch), and the hidden state is
+carried from one window to the next (detached by the trainer) and reset at the start of each epoch.
+
+Evaluation does not depend on the batch size: a split of N tokens is cut into ``EVAL_COLUMNS``
+contiguous columns (fewer for a very short split) whose lengths differ by at most one, the state
+is carried across the BPTT windows of each column, and every one of the N - 1 next-token
+predictions is scored exactly once.
 """
 
 from __future__ import annotations
@@ -19,32 +25,49 @@ from torch import Tensor, nn
 from rnnlab.errors import DataError
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, Task, evaluating, model_device
 from rnnlab.tasks.models import LanguageModel, sample_tokens, token_cross_entropy
-from rnnlab.tasks.synthetic import add_option
+from rnnlab.tasks.synthetic import add_option, add_vocabulary_options
 from rnnlab.tasks.text import END_OF_LINE, UNKNOWN, Vocabulary, detokenize, read_text, tokenize
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_SEQ_LEN = 35
+EVAL_COLUMNS = 10  # evaluation columns of a split, whatever the training batch size
 
 
-def read_splits(data: str) -> dict[str, str]:
-    """{"train", "valid", "test"} texts from a directory of .txt files or one file split 90/5/5."""
+def split_90_5_5(items: list[Any]) -> dict[str, list[Any]]:
+    """The first 90% of ``items`` for train, the next 5% valid, the last 5% test (each held-out
+    part has at least one item)."""
+    held_out = max(1, round(0.05 * len(items)))
+    train_end = len(items) - 2 * held_out
+    return {
+        "train": items[:train_end],
+        "valid": items[train_end : train_end + held_out],
+        "test": items[train_end + held_out :],
+    }
+
+
+def read_split_tokens(data: str, level: str) -> dict[str, list[str]]:
+    """{"train", "valid", "test"} tokens from a directory of .txt files or one file split 90/5/5.
+
+    A word-level file with at least 3 non-empty lines is split by lines; a character-level file,
+    or one with fewer lines, is split by tokens (characters or words).
+    """
     path = Path(data)
     if path.is_dir():
-        return {split: read_text(path / f"{split}.txt") for split in SPLITS}
-    lines = read_text(path).splitlines(keepends=True)
-    lines = [line for line in lines if line.strip()]
-    if len(lines) < 3:
-        raise DataError(
-            f"{path} has {len(lines)} non-empty line(s): at least 3 are needed to split it into "
-            "train/valid/test (or give a directory with train.txt, valid.txt and test.txt)"
-        )
-    held_out = max(1, round(0.05 * len(lines)))
-    train_end = len(lines) - 2 * held_out
-    return {
-        "train": "".join(lines[:train_end]),
-        "valid": "".join(lines[train_end : train_end + held_out]),
-        "test": "".join(lines[train_end + held_out :]),
-    }
+        return {split: tokenize(read_text(path / f"{split}.txt"), level) for split in SPLITS}
+    text = read_text(path)
+    lines = [line for line in text.splitlines(keepends=True) if line.strip()]
+    if level == "word" and len(lines) >= 3:
+        return {split: tokenize("".join(part), level)
+                for split, part in split_90_5_5(lines).items()}
+    return split_90_5_5(tokenize(text, level))
+
+
+def read_evaluation_tokens(data: str, level: str) -> list[str]:
+    """All tokens of one file (the whole evaluation set of ``rnnlab evaluate --data FILE``)."""
+    path = Path(data)
+    if path.is_dir():
+        raise DataError(f"evaluating on --data needs one text file, but {path} is a directory")
+    return tokenize(read_text(path), level)
 
 
 def batchify(stream: Tensor, columns: int) -> Tensor:
@@ -61,10 +84,11 @@ class LanguageModelTask(Task):
     metric = "perplexity"
     higher_is_better = False
     is_language_model = True
+    reads_data = True
 
     def __init__(
         self,
-        texts: dict[str, str] | None,
+        tokens: dict[str, list[str]] | None,
         *,
         level: str = "word",
         vocab_size: int | None = None,
@@ -84,8 +108,8 @@ class LanguageModelTask(Task):
         self.tokens: dict[str, list[str]] = {}
         self.vocabulary: Vocabulary | None = None
         self._streams: dict[str, Tensor] = {}
-        if texts is not None:
-            self.tokens = {split: tokenize(texts[split], level) for split in SPLITS}
+        if tokens is not None:
+            self.tokens = {split: list(tokens[split]) for split in SPLITS}
             for split in SPLITS:
                 if len(self.tokens[split]) < 2:
                     raise DataError(
@@ -107,10 +131,7 @@ class LanguageModelTask(Task):
         """--level, --vocab-size, --min-count."""
         add_option(parser, "--level", choices=("word", "char"), default=None,
                    help="lm: word- or character-level tokens (default: word)")
-        add_option(parser, "--vocab-size", type=int, default=None,
-                   help="lm: keep at most this many tokens, <unk> included (default: all)")
-        add_option(parser, "--min-count", type=int, default=None,
-                   help="lm/classify: drop tokens seen fewer times than this (default: 1)")
+        add_vocabulary_options(parser)
 
     @classmethod
     def from_options(
@@ -124,9 +145,13 @@ class LanguageModelTask(Task):
             raise ValueError(f"--vocab-size must be a positive integer, got {vocab_size}")
         min_count = options.get("min_count")
         min_count = 1 if min_count is None else min_count
-        texts = read_splits(data) if data is not None else None
+        if min_count <= 0:
+            raise ValueError(f"--min-count must be a positive integer, got {min_count}")
+        if level not in ("word", "char"):
+            raise ValueError(f"unknown level {level!r} (known: word, char)")
+        tokens = read_split_tokens(data, level) if data is not None else None
         return cls(
-            texts,
+            tokens,
             level=level,
             vocab_size=vocab_size,
             min_count=min_count,
@@ -151,6 +176,16 @@ class LanguageModelTask(Task):
         """Use the saved vocabulary (token ids of a trained model must not move)."""
         self.level = state["level"]
         self.vocabulary = Vocabulary.from_dict(state["vocabulary"])
+        self._streams = {}
+
+    def use_evaluation_data(self, data: str) -> None:
+        """Make the whole text file ``data`` both the valid and the test split, encoded with the
+        current (saved) vocabulary; call after :meth:`load_state_dict`."""
+        tokens = read_evaluation_tokens(data, self.level)
+        if len(tokens) < 2:
+            raise DataError(f"{data} has {len(tokens)} {self.level} token(s): at least 2 are "
+                            "needed to predict a next token")
+        self.tokens = {"valid": tokens, "test": tokens}
         self._streams = {}
 
     def _vocabulary(self) -> Vocabulary:
@@ -204,32 +239,59 @@ class LanguageModelTask(Task):
         return batch.shard(rank, world_size)
 
     def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
-        """Mean next-token cross-entropy; the final state is returned as the carry."""
+        """Mean next-token cross-entropy over the scored targets; the final state is the carry.
+
+        ``batch.lengths`` (B,), when given, counts the scored targets of each row; it masks only
+        the loss, never the model, so it may only mark padding at the end of a stream.
+        """
         if batch.reset_carry:
             carry = None
         logits, state = model(batch.inputs, state=carry)  # (B, T, V)
-        loss, count = token_cross_entropy(logits, batch.targets)
-        return StepOutput(
-            loss=loss,
-            count=count,
-            metrics={"perplexity": math.exp(min(float(loss.detach()), 50.0))},
-            carry=state,
-        )
+        loss, count = token_cross_entropy(logits, batch.targets, batch.lengths)
+        return StepOutput(loss=loss, count=count, carry=state)
+
+    def evaluation_columns(self, split: str) -> Batch:
+        """A split of N tokens as C = min(EVAL_COLUMNS, N - 1) contiguous columns.
+
+        Returns inputs and targets (C, L) (targets are the inputs shifted by one token in the
+        stream; the shorter columns are padded with id 0 at their end) and lengths (C,), the
+        scored positions of each column, which differ by at most one and sum to N - 1.
+        """
+        self.check_split(split)
+        stream = self.stream(split)  # (N,)
+        predictions = stream.numel() - 1
+        columns = min(EVAL_COLUMNS, predictions)
+        shortest, longer = divmod(predictions, columns)
+        lengths = torch.full((columns,), shortest, dtype=torch.long)
+        lengths[:longer] += 1
+        width = int(lengths[0])
+        inputs = torch.zeros(columns, width, dtype=torch.long)  # (C, L)
+        targets = torch.zeros(columns, width, dtype=torch.long)  # (C, L)
+        start = 0
+        for column, length in enumerate(lengths.tolist()):
+            inputs[column, :length] = stream[start : start + length]
+            targets[column, :length] = stream[start + 1 : start + 1 + length]
+            start += length
+        return Batch(inputs=inputs, targets=targets, lengths=lengths)
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
-        """{"loss", "perplexity"} (+ "bits_per_character" at char level) over the whole split."""
-        self.check_split(split)
-        stream = self.stream(split)
-        columns = batchify(stream, max(1, min(batch_size, stream.numel() // 2)))  # (B, L)
+        """{"loss", "perplexity"} (+ "bits_per_character" at char level) over the whole split.
+
+        Every next-token prediction of the split is scored once, over :meth:`evaluation_columns`
+        with the state carried across BPTT windows; ``batch_size`` does not change the result.
+        """
+        columns = self.evaluation_columns(split)
         device = model_device(model)
         total, count, carry = 0.0, 0, None
         with evaluating(model):
-            for start in range(0, columns.shape[1] - 1, self.seq_len):
-                stop = min(start + self.seq_len, columns.shape[1] - 1)
-                batch = Batch(
-                    inputs=columns[:, start:stop], targets=columns[:, start + 1 : stop + 1]
+            for start in range(0, columns.inputs.shape[1], self.seq_len):
+                stop = start + self.seq_len
+                window = Batch(
+                    inputs=columns.inputs[:, start:stop],
+                    targets=columns.targets[:, start:stop],
+                    lengths=(columns.lengths - start).clamp(0, self.seq_len),
                 ).to(device)
-                output = self.step(model, batch, carry)
+                output = self.step(model, window, carry)
                 total += float(output.loss) * output.count
                 count += output.count
                 carry = output.carry

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.nn import recurrent
-from rnnlab.tasks.base import ModelConfig
+from rnnlab.tasks.base import ModelConfig, evaluating, model_device
 
 
 def build_recurrent(config: ModelConfig, input_size: int) -> nn.Module:
@@ -164,11 +164,6 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.encoder.output_size, num_classes)
 
-    def features(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """The pooled encoding (B, D*H) that the linear layer reads."""
-        outputs, _ = self.encoder(inputs, lengths)  # (B, T, D*H)
-        return pool(outputs, lengths, self.pooling, self.encoder.num_directions)
-
     def forward(
         self, inputs: Tensor, lengths: Tensor | None = None, state: Any = None
     ) -> tuple[Tensor, Any]:
@@ -237,22 +232,17 @@ def sample_tokens(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
+    device = model_device(model)
     sampled: list[int] = []
-    try:
-        with torch.no_grad():
-            inputs = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
-            logits, state = model(inputs)  # (1, T, V)
-            for _ in range(length):
-                probabilities = torch.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)
-                token = int(torch.multinomial(probabilities, 1, generator=generator))
-                sampled.append(token)
-                inputs = torch.tensor([[token]], dtype=torch.long, device=device)  # (1, 1)
-                logits, state = model(inputs, state=state)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        inputs = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
+        logits, state = model(inputs)  # (1, T, V)
+        for _ in range(length):
+            probabilities = torch.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)
+            token = int(torch.multinomial(probabilities, 1, generator=generator))
+            sampled.append(token)
+            inputs = torch.tensor([[token]], dtype=torch.long, device=device)  # (1, 1)
+            logits, state = model(inputs, state=state)
     return sampled
 
 

@@ -28,6 +28,16 @@ def add_option(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> N
         pass
 
 
+def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
+    """``--vocab-size`` and ``--min-count``, shared by the tasks that read text (lm, classify)."""
+    add_option(parser, "--vocab-size", type=int, default=None,
+               help="lm/classify: keep at most this many tokens, special tokens included "
+                    "(<unk>; <eos> for word-level lm, <pad> for classify) (default: all)")
+    add_option(parser, "--min-count", type=int, default=None,
+               help="lm/classify: map tokens seen fewer times than this in training to <unk> "
+                    "(default: 1)")
+
+
 def positive_option(options: dict[str, Any], key: str, default: int) -> int:
     """``options[key]`` (``default`` when missing or None), checked to be a positive integer."""
     value = options.get(key)

@@ -68,6 +68,13 @@ def train(
         rnnlab.errors.CheckpointError: ``resume`` with a missing, corrupted or foreign checkpoint.
         rnnlab.errors.TrainingDiverged: NaN/Inf persisted after ``config.max_rollbacks`` rollbacks.
     """
+    task_class = type(task) if task is not None else get_task(config.task)
+    if config.data is not None:
+        if not task_class.reads_data:
+            raise ValueError(f"option --data does not apply to task {config.task!r}: it "
+                             "generates its data")
+        # absolute, so that evaluating the run later works from any directory
+        config = config.replace(data=str(Path(config.data).resolve()))
     if task is None:
         task = build_task(config)
     elif task.name != config.task:
@@ -117,15 +124,18 @@ def load_run(
     data: str | None = None,
     which: str = "best",
     device: str = "cpu",
+    read_data: bool = True,
 ) -> Run:
     """Load a run directory written by :func:`train`.
 
     Args:
         run_dir: the run directory.
-        data: a data file to rebuild the task on instead of the one the run was trained on (the
-            run's vocabulary and labels are kept).
+        data: a file whose every row (classify) or token (lm) becomes the evaluation set of both
+            splits, read with the run's vocabulary and labels, instead of the run's own data.
         which: "best" (falls back to "last" when no best checkpoint exists) or "last".
         device: where to put the model.
+        read_data: False builds the task without reading the run's data (enough to generate
+            text: the vocabulary is in the checkpoint); the task then cannot evaluate.
 
     Raises:
         rnnlab.errors.CheckpointError: not a run directory, or a corrupted or foreign checkpoint.
@@ -149,7 +159,16 @@ def load_run(
     checkpoint = load_checkpoint(checkpoint_path)
     if checkpoint.get("task") != config.task or not isinstance(checkpoint.get("model"), dict):
         raise CheckpointError(f"{checkpoint_path}: checkpoint does not belong to this run")
-    task = build_task(config, data=data)
+    task_class = get_task(config.task)
+    if data is not None or not read_data:
+        task = task_class.for_saved_state(
+            dict(config.task_options), seq_len=config.seq_len, seed=config.seed
+        )
+    else:
+        if config.data is not None and not Path(config.data).exists():
+            raise DataError(f"{path}: the run's data {config.data} does not exist (moved or "
+                            "deleted?); give --data FILE")
+        task = build_task(config)
     try:
         task.load_state_dict(checkpoint.get("task_state") or {})
         model = task.build_model(config.model)
@@ -162,6 +181,8 @@ def load_run(
             f"{checkpoint_path}: checkpoint does not match the run's configuration "
             f"({message[:120]})"
         ) from None
+    if data is not None:
+        task.use_evaluation_data(data)
     model.to(resolve_device(device)).eval()
     results: dict[str, Any] = {}
     results_path = path / "results.json"

@@ -227,7 +227,7 @@ class Trainer:
         if summary:
             row = self._base_row("train")
             row.update(summary)
-            if self.task.metric == "perplexity" and "perplexity" not in row:
+            if self.task.is_language_model:  # exp of the token-weighted mean loss
                 row["perplexity"] = math.exp(min(summary["loss"], 700.0))
             row["lr"] = optim.learning_rate(self.optimizer)
             row["tokens_per_second"] = self.window.tokens / max(self.window_seconds, 1e-9)
