@@ -20,6 +20,23 @@ def _bias_sum(gradient: Tensor, needed: bool) -> Tensor | None:
     return gradient.sum(dim=(0, 1)) if needed else None
 
 
+def _finish(output: Tensor, hidden: Tensor, mask: Tensor | None) -> Tensor:
+    """End of a forward loop: zero the output past each end (in place); return the final hidden
+    state as its own tensor (without a mask it is a view of the last output step)."""
+    if mask is None:
+        return hidden.clone()
+    output.masked_fill_(~mask, 0.0)
+    return hidden
+
+
+def _previous_states(initial: Tensor, output: Tensor, previous: Tensor | None) -> Tensor:
+    """h_{t-1} for every step, (T, B, H): stored by masked runs (frozen states differ from the
+    outputs), otherwise the initial state followed by the outputs."""
+    if previous is not None:
+        return previous
+    return torch.cat([initial.unsqueeze(0), output[:-1]])
+
+
 class LectureGRUFunction(torch.autograd.Function):
     r"""GRU with the reset gate applied before the recurrent product (``reset_after=False``).
 
@@ -68,10 +85,7 @@ class LectureGRUFunction(torch.autograd.Function):
             torch.addmm(new_input[step], reset_hidden[step], new_weight_t, out=candidate).tanh_()
             torch.addcmul(candidate, keep, hidden - candidate, out=output[step])
             hidden = output[step] if mask is None else torch.where(mask[step], output[step], hidden)
-        if mask is None:
-            hidden = hidden.clone()
-        else:
-            output.masked_fill_(~mask, 0.0)
+        hidden = _finish(output, hidden, mask)
         ctx.save_for_backward(weight_hh, initial, output, previous, gates, candidates,
                               reset_hidden, mask)
         ctx.has_bias = bias_hh is not None
@@ -84,8 +98,7 @@ class LectureGRUFunction(torch.autograd.Function):
             ctx.saved_tensors
         )
         steps, batch, size = candidates.shape
-        if previous is None:
-            previous = torch.cat([initial.unsqueeze(0), output[:-1]])  # h_{t-1}, (T, B, H)
+        previous = _previous_states(initial, output, previous)
         gate_weight, new_weight = weight_hh[: 2 * size], weight_hh[2 * size :]
         reset, keep = gates[..., :size], gates[..., size:]
         # Elementwise factors of the chain rule for all steps at once (T, B, H) each:
@@ -167,10 +180,7 @@ class GRUFunction(torch.autograd.Function):
             candidate.tanh_()
             torch.addcmul(candidate, keep, hidden - candidate, out=output[step])
             hidden = output[step] if mask is None else torch.where(mask[step], output[step], hidden)
-        if mask is None:
-            hidden = hidden.clone()
-        else:
-            output.masked_fill_(~mask, 0.0)
+        hidden = _finish(output, hidden, mask)
         ctx.save_for_backward(weight_hh, initial, output, previous, recurrent, gates, candidates,
                               mask)
         ctx.has_bias = bias_hh is not None
@@ -183,8 +193,7 @@ class GRUFunction(torch.autograd.Function):
             ctx.saved_tensors
         )
         steps, batch, size = candidates.shape
-        if previous is None:
-            previous = torch.cat([initial.unsqueeze(0), output[:-1]])  # h_{t-1}, (T, B, H)
+        previous = _previous_states(initial, output, previous)
         reset, keep = gates[..., :size], gates[..., size:]
         # Elementwise chain-rule factors for all steps at once, (T, B, H) each.
         new_factor = (1.0 - keep) * (1.0 - candidates * candidates)  # dñ_pre / g
