@@ -11,7 +11,7 @@ import abc
 import argparse
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -181,6 +181,30 @@ def evaluating(model: torch.nn.Module) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
+
+
+def classification_step(model: torch.nn.Module, batch: Batch) -> StepOutput:
+    """Cross-entropy of a sequence classifier's logits (B, C) against the labels (B,), and the
+    batch accuracy; the model is called as ``model(inputs, lengths)``."""
+    logits, _ = model(batch.inputs, batch.lengths)  # (B, C)
+    loss = torch.nn.functional.cross_entropy(logits.float(), batch.targets)
+    accuracy = float((logits.argmax(dim=-1) == batch.targets).float().mean())
+    return StepOutput(loss=loss, count=len(batch), metrics={"accuracy": accuracy})
+
+
+def mean_step_metrics(task: Task, model: torch.nn.Module, batches: Iterable[Batch]
+                      ) -> dict[str, float]:
+    """``{"loss", <metrics of task.step>}`` averaged over ``batches``, weighted by each step's
+    count, in evaluation mode without gradients."""
+    sums: dict[str, float] = {}
+    count = 0
+    with evaluating(model):
+        for batch in batches:
+            output = task.step(model, batch)
+            for key, value in {"loss": float(output.loss), **output.metrics}.items():
+                sums[key] = sums.get(key, 0.0) + value * output.count
+            count += output.count
+    return {key: value / max(count, 1) for key, value in sums.items()}
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

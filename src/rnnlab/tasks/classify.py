@@ -26,7 +26,8 @@ from rnnlab.tasks.base import (
     ModelConfig,
     StepOutput,
     Task,
-    evaluating,
+    classification_step,
+    mean_step_metrics,
     model_device,
     shard_bounds,
     step_generator,
@@ -227,22 +228,14 @@ class ClassifyTask(Task):
 
     def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
         """Cross-entropy of the label; batch accuracy."""
-        logits, _ = model(batch.inputs, batch.lengths)  # (B, C)
-        loss = nn.functional.cross_entropy(logits.float(), batch.targets)
-        accuracy = float((logits.argmax(dim=-1) == batch.targets).float().mean())
-        return StepOutput(loss=loss, count=len(batch), metrics={"accuracy": accuracy})
+        return classification_step(model, batch)
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         """{"accuracy", "loss"} over the split."""
         self.check_split(split)
-        sums, count = {"accuracy": 0.0, "loss": 0.0}, 0
-        with evaluating(model):
-            for batch in iterate_chunks(self.encoded(split), batch_size, model_device(model)):
-                output = self.step(model, batch)
-                sums["accuracy"] += output.metrics["accuracy"] * output.count
-                sums["loss"] += float(output.loss) * output.count
-                count += output.count
-        return {key: value / count for key, value in sums.items()}
+        return mean_step_metrics(
+            self, model, iterate_chunks(self.encoded(split), batch_size, model_device(model))
+        )
 
     def chance(self) -> dict[str, float]:
         """Always predicting the most frequent training label."""

@@ -23,7 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating
+from rnnlab.tasks.base import (
+    Batch,
+    ModelConfig,
+    StepOutput,
+    classification_step,
+    mean_step_metrics,
+)
 from rnnlab.tasks.models import SequenceClassifier
 from rnnlab.tasks.synthetic import SyntheticTask, pad_sequences, positive_option
 
@@ -105,22 +111,11 @@ class SentimentToyTask(SyntheticTask):
 
     def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
         """Cross-entropy of the label; batch accuracy."""
-        logits, _ = model(batch.inputs, batch.lengths)  # (B, 2)
-        loss = nn.functional.cross_entropy(logits.float(), batch.targets)
-        accuracy = float((logits.argmax(dim=-1) == batch.targets).float().mean())
-        return StepOutput(loss=loss, count=len(batch), metrics={"accuracy": accuracy})
+        return classification_step(model, batch)
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         """{"accuracy", "loss"} on the fixed split."""
-        sums = {"accuracy": 0.0, "loss": 0.0}
-        count = 0
-        with evaluating(model):
-            for batch in self.eval_chunks(model, split, batch_size):
-                output = self.step(model, batch)
-                sums["accuracy"] += output.metrics["accuracy"] * output.count
-                sums["loss"] += float(output.loss) * output.count
-                count += output.count
-        return {key: value / count for key, value in sums.items()}
+        return mean_step_metrics(self, model, self.eval_chunks(model, split, batch_size))
 
     def chance(self) -> dict[str, float]:
         """Balanced labels: accuracy 0.5."""
