@@ -26,7 +26,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
-from rnnlab.nn.kernels import SMALL_GRU_HIDDEN, select_implementation
+from rnnlab.nn.kernels import SMALL_GRU_WORK, select_implementation
 from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
 
 # Tiny float64 problem for gradcheck.
@@ -54,24 +54,27 @@ GRAD_LENGTHS = torch.tensor([4, 2, 1])
 def test_select_implementation(mode, reset_after, impl, hooked, expected):
     for device_type in ("cpu", "cuda"):
         large = select_implementation(mode, reset_after, impl, hooked, device_type=device_type,
-                                      hidden_size=SMALL_GRU_HIDDEN + 1)
+                                      hidden_size=1000, batch_size=1000)
         assert large == expected
 
 
 @pytest.mark.parametrize("impl", ["auto", "fused"])
 def test_small_cpu_gru_uses_the_hand_written_kernel(impl):
-    def choose(device_type, hidden_size):
+    def choose(device_type, hidden_size, batch_size):
         return select_implementation("GRU", True, impl, False, device_type=device_type,
-                                     hidden_size=hidden_size)
+                                     hidden_size=hidden_size, batch_size=batch_size)
 
-    assert choose("cpu", SMALL_GRU_HIDDEN) == "bptt"
-    assert choose("cpu", SMALL_GRU_HIDDEN + 1) == "torch"
-    assert choose("cuda", 8) == "torch"  # cuDNN's fused GRU
+    assert choose("cpu", 128, SMALL_GRU_WORK // 128**2) == "bptt"
+    assert choose("cpu", 128, SMALL_GRU_WORK // 128**2 + 1) == "torch"
+    assert choose("cpu", 64, 128) == "bptt"
+    assert choose("cpu", 128, 64) == "torch"
+    assert choose("cuda", 8, 4) == "torch"  # cuDNN's fused GRU
 
 
 def test_select_implementation_rejects_fused_with_hook():
     with pytest.raises(ValueError, match="state_hook"):
-        select_implementation("LSTM", True, "fused", True, device_type="cpu", hidden_size=8)
+        select_implementation("LSTM", True, "fused", True, device_type="cpu", hidden_size=8,
+                              batch_size=4)
 
 
 # ------------------------------------------------------------------ fast path == reference
@@ -94,10 +97,11 @@ def test_fused_equals_reference(cell, with_lengths, bidirectional, connection):
 
 @pytest.mark.parametrize("connection", ["none", "residual"])
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
-def test_torch_gru_kernel_equals_reference_and_torch(with_lengths, connection):
-    """Above SMALL_GRU_HIDDEN the CPU GRU runs torch's own kernel (below it, the hand-written one
+def test_torch_gru_kernel_equals_reference_and_torch(with_lengths, connection, monkeypatch):
+    """Above SMALL_GRU_WORK the CPU GRU runs torch's own kernel (below it, the hand-written one
     that the other tests exercise): check that path too, against the reference and torch.nn."""
-    hidden = SMALL_GRU_HIDDEN + 1
+    monkeypatch.setattr(rnnlab.nn.kernels, "SMALL_GRU_WORK", 0)
+    hidden = HIDDEN
     torch.manual_seed(0)
     fused = rnnlab.GRU(INPUT, hidden, 2, bidirectional=True, impl="fused", connection=connection)
     reference = rnnlab.GRU(INPUT, hidden, 2, bidirectional=True, impl="reference",

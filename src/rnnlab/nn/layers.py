@@ -195,6 +195,7 @@ class _RecurrentStack(nn.Module):
         kind = kernels.select_implementation(
             self.mode, self.reset_after, self.impl, state_hook is not None,
             device_type=sequence.device.type, hidden_size=self.hidden_size,
+            batch_size=sequence.shape[1],
         )
         directions = self.num_directions
         if kind == "torch" and lengths is None and self.connection == "none":

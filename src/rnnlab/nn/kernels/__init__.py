@@ -3,9 +3,10 @@
 - ``"reference"``: the plain step loop differentiated by autograd (:mod:`.reference`); ground truth.
 - ``"torch"``: torch's fused kernels, with lengths handled on the padded batch (:mod:`.fused`).
 - ``"bptt"``: hand-written backpropagation through time (:mod:`.bptt`) for recurrences torch has
-  no kernel for (the lecture's GRU, the linear RNN), and for torch's GRU on the CPU at hidden sizes
-  up to :data:`SMALL_GRU_HIDDEN`, where torch's CPU GRU is a per-step path that the hand-written
-  kernel beats (measured 1.14x-2.0x at H <= 128, 0.91x-1.01x at H >= 256; benchmarks/RESULTS.md).
+  no kernel for (the lecture's GRU, the linear RNN), and for torch's GRU on the CPU when one step's
+  recurrent product is small, batch × hidden² ≤ :data:`SMALL_GRU_WORK`: torch's CPU GRU is a
+  per-step path that the hand-written kernel beats there (measured 1.06x-2.0x up to 590k,
+  0.70x-0.89x from 1.05M; benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunctio
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 IMPLEMENTATIONS = ("auto", "reference", "fused")
-SMALL_GRU_HIDDEN = 128
+SMALL_GRU_WORK = 600_000  # batch × hidden²: below, the hand-written CPU GRU kernel is faster
 _plain_autograd = threading.local()
 
 
@@ -46,14 +47,15 @@ def autograd_kernels() -> Iterator[None]:
 
 
 def select_implementation(
-    mode: str, reset_after: bool, impl: str, hooked: bool, *, device_type: str, hidden_size: int
+    mode: str, reset_after: bool, impl: str, hooked: bool, *, device_type: str, hidden_size: int,
+    batch_size: int,
 ) -> str:
     """Decide which implementation runs a layer: ``"reference"``, ``"torch"`` or ``"bptt"``.
 
     ``impl`` is the user's request (``"auto"``, ``"reference"``, ``"fused"`` = the fastest
     non-reference path); a state hook needs every step's hidden state, which only the reference
-    loop exposes, so it forces the reference. ``device_type`` ("cpu", "cuda", ...) and
-    ``hidden_size`` choose between torch's GRU kernel and the hand-written one.
+    loop exposes, so it forces the reference. ``device_type`` ("cpu", "cuda", ...),
+    ``hidden_size`` and ``batch_size`` choose between torch's GRU kernel and the hand-written one.
     """
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -67,7 +69,8 @@ def select_implementation(
     plain = getattr(_plain_autograd, "active", False) or torch._C._are_functorch_transforms_active()
     if mode == "RNN_LINEAR" or (mode == "GRU" and not reset_after):
         return "reference" if plain else "bptt"
-    if mode == "GRU" and device_type == "cpu" and hidden_size <= SMALL_GRU_HIDDEN and not plain:
+    small = batch_size * hidden_size * hidden_size <= SMALL_GRU_WORK
+    if mode == "GRU" and device_type == "cpu" and small and not plain:
         return "bptt"
     return "torch"
 
@@ -108,7 +111,7 @@ def run_direction(
 
 __all__ = [
     "IMPLEMENTATIONS",
-    "SMALL_GRU_HIDDEN",
+    "SMALL_GRU_WORK",
     "DirectionWeights",
     "autograd_kernels",
     "run_direction",
