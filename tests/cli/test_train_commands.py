@@ -9,22 +9,12 @@ import random
 import pytest
 import torch
 
-from rnnlab.cli import main
+from cli_testing import run_cli as rnnlab
 from rnnlab.tasks import TASKS
 from rnnlab.training import load_run
 
 TINY = ["--hidden", "8", "--embedding", "8", "--batch-size", "4", "--quiet", "--device", "cpu"]
 ADDING = ["train", "adding", "--length", "6", "--valid-size", "16", "--test-size", "16", *TINY]
-
-
-def rnnlab(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def words_file(path, lines: int = 60, seed: int = 0):

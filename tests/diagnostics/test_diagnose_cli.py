@@ -6,19 +6,9 @@ import json
 
 import pytest
 
-from rnnlab.cli import main
+from cli_testing import run_cli as rnnlab
 
 TINY = ["--seq-len", "12", "--hidden", "8", "--batch-size", "4"]
-
-
-def rnnlab(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_models_at_initialisation(tmp_path, capsys) -> None:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from task_testing import train
 
 from rnnlab.tasks import ModelConfig, get_task
 from rnnlab.tasks.agreement import DETERMINERS, INVARIANT, NOUNS, WORDS
@@ -72,14 +73,7 @@ def test_options_are_validated_and_recorded():
 
 def test_lstm_learns_agreement_and_reports_each_attractor_count():
     task = make(max_attractors=2, valid_size=150)
-    torch.manual_seed(0)
-    model = task.build_model(ModelConfig(cell="lstm", hidden=32, embedding=16, pooling="last"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(200):
-        output = task.step(model, task.train_batch(step, 32))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
+    model = train(task, ModelConfig(cell="lstm", hidden=32, embedding=16, pooling="last"), 200)
     results = task.evaluate(model, "valid", 150)
     assert {f"accuracy_attractors_{count}" for count in range(3)} <= set(results)
     assert results["accuracy_attractors_0"] > 0.9

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from task_testing import train
 
 from rnnlab.errors import DataError
 from rnnlab.tasks import ModelConfig, get_task
@@ -82,15 +83,8 @@ def test_classifier_learns_and_epochs_cover_the_data(tmp_path):
     per_epoch = task.steps_per_epoch(16)
     seen = torch.cat([task.train_batch(step, 16).targets for step in range(per_epoch)])
     assert len(seen) == per_epoch * 16
-    torch.manual_seed(0)
     config = ModelConfig(cell="gru", hidden=16, embedding=8, bidirectional=True, pooling="max")
-    model = task.build_model(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(60):
-        output = task.step(model, task.train_batch(step, 16))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
+    model = train(task, config, 60, batch_size=16)
     assert task.evaluate(model, "test", 32)["accuracy"] > 0.9
     restored = make(tmp_path / "reviews.tsv", text_column="Review", label_column="stars")
     restored.load_state_dict(task.state_dict())

@@ -5,9 +5,10 @@ import random
 
 import pytest
 import torch
+from task_testing import train
 
 from rnnlab.errors import DataError
-from rnnlab.tasks import ModelConfig, detach_carry, get_task
+from rnnlab.tasks import ModelConfig, get_task
 
 
 def write_corpus(directory, lines=400, seed=0):
@@ -45,16 +46,7 @@ def test_vocabulary_split_and_batches(tmp_path):
 
 def test_perplexity_falls_below_unigram_and_generation_works(tmp_path):
     task = make(write_corpus(tmp_path), seq_len=12)
-    torch.manual_seed(0)
-    model = task.build_model(ModelConfig(cell="lstm", hidden=32, embedding=16))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    carry = None
-    for step in range(120):
-        output = task.step(model, task.train_batch(step, 8), carry)
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
-        carry = detach_carry(output.carry)
+    model = train(task, ModelConfig(cell="lstm", hidden=32, embedding=16), 120, batch_size=8)
     results = task.evaluate(model, "valid", 4)
     unigram = task.chance()["perplexity"]
     assert results["perplexity"] == pytest.approx(math.exp(results["loss"]))

@@ -1,6 +1,6 @@
 """The sentiment-toy task: labels decided by the last word, and a bidirectional GRU learns it."""
 
-import torch
+from task_testing import train
 
 from rnnlab.tasks import ModelConfig, get_task
 from rnnlab.tasks.sentiment import INTENSIFIERS, KEEPING, POSITIVE, REVERSING, WORDS
@@ -26,13 +26,6 @@ def test_labels_are_the_adjective_kept_or_reversed_by_the_last_word():
 
 def test_bidirectional_gru_learns_sentiment_toy():
     task = make(valid_size=128)
-    torch.manual_seed(0)
     config = ModelConfig(cell="gru", hidden=16, embedding=16, bidirectional=True, pooling="max")
-    model = task.build_model(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(250):
-        output = task.step(model, task.train_batch(step, 32))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
+    model = train(task, config, 250)
     assert task.evaluate(model, "valid", 128)["accuracy"] > 0.9

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from task_testing import train
 
 from rnnlab.tasks import ModelConfig, get_task
 from rnnlab.tasks.anbn import BOUNDARY, A, B
@@ -13,18 +14,6 @@ from rnnlab.tasks.recall import WORDS as RECALL_WORDS
 
 def make(name, **options):
     return get_task(name).from_options(options, data=None, seq_len=None, seed=3)
-
-
-def train(task, config, steps, batch_size=32, lr=1e-2):
-    torch.manual_seed(0)
-    model = task.build_model(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    for step in range(steps):
-        output = task.step(model, task.train_batch(step, batch_size))
-        optimizer.zero_grad()
-        output.loss.backward()
-        optimizer.step()
-    return model
 
 
 def test_train_batch_is_a_pure_function_of_seed_and_step_and_shards():

@@ -30,14 +30,20 @@ class LSTMState(NamedTuple):
 class GRUState(NamedTuple):
     """Result of :func:`gru_step`; every field has shape (B, H).
 
-    ``update_gate`` is the lecture's u (the weight of the *new* content), i.e. ``1 - z`` in
-    torch.nn's notation.
+    ``keep_gate`` is torch.nn's z (the weight of the *old* state); the property ``update_gate``
+    is the lecture's u = 1 − z (the weight of the new content), computed only when asked for, so
+    the step loops that need just ``hidden`` pay nothing for it.
     """
 
     hidden: Tensor
     reset_gate: Tensor
-    update_gate: Tensor
+    keep_gate: Tensor
     candidate: Tensor
+
+    @property
+    def update_gate(self) -> Tensor:
+        """The lecture's update gate u = 1 − z, (B, H)."""
+        return 1.0 - self.keep_gate
 
 
 def _recurrent(hidden: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:
@@ -152,7 +158,8 @@ def gru_step(
         hidden: h_{t-1}, (B, H).  weight_hh: (3H, H).  bias_hh: (3H,) or None.
         reset_after: where the reset gate is applied (see above).
     Returns:
-        :class:`GRUState` with h_t, r_t, u_t (= 1 - z_t) and h̃_t, each (B, H).
+        :class:`GRUState` with h_t, r_t, z_t (``update_gate`` gives u_t = 1 − z_t) and h̃_t,
+        each (B, H).
     """
     size = hidden.shape[-1]
     input_reset, input_update, input_new = input_projection.chunk(3, dim=1)
@@ -175,4 +182,4 @@ def gru_step(
             input_new + _recurrent(reset_gate * hidden, weight_hh[2 * size :], new_bias)
         )
     hidden = candidate + keep_gate * (hidden - candidate)  # = (1 - u) h_{t-1} + u h̃
-    return GRUState(hidden, reset_gate, 1.0 - keep_gate, candidate)
+    return GRUState(hidden, reset_gate, keep_gate, candidate)

@@ -245,10 +245,12 @@ class ElmanFunction(torch.autograd.Function):
         steps, batch, size = projection.shape
         weight_t = weight_hh.t()
         inputs = projection if bias_hh is None else projection + bias_hh
-        previous = projection.new_empty(steps, batch, size)
-        activations = projection.new_empty(steps, batch, size)
+        previous = None if mask is None else projection.new_empty(steps, batch, size)
+        activations = projection.new_empty(steps, batch, size)  # unmasked new states
+        initial = hidden
         for step in range(steps):
-            previous[step] = hidden
+            if previous is not None:
+                previous[step] = hidden
             pre = torch.addmm(inputs[step], hidden, weight_t)
             if nonlinearity == "tanh":
                 torch.tanh(pre, out=activations[step])
@@ -259,7 +261,7 @@ class ElmanFunction(torch.autograd.Function):
             new_hidden = activations[step]
             hidden = new_hidden if mask is None else torch.where(mask[step], new_hidden, hidden)
         output = activations if mask is None else activations.masked_fill(~mask, 0.0)
-        ctx.save_for_backward(weight_hh, previous, activations, mask)
+        ctx.save_for_backward(weight_hh, initial, previous, activations, mask)
         ctx.nonlinearity = nonlinearity
         ctx.has_bias = bias_hh is not None
         return output, hidden.clone() if mask is None else hidden
@@ -267,7 +269,8 @@ class ElmanFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        weight_hh, previous, activations, mask = ctx.saved_tensors
+        weight_hh, initial, previous, activations, mask = ctx.saved_tensors
+        previous = _previous_states(initial, activations, previous)
         steps, batch, size = previous.shape
         if ctx.nonlinearity == "tanh":
             derivative = 1.0 - activations * activations
