@@ -16,8 +16,11 @@ $(VENV)/.torch-installed: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	touch $@
 
+# `rnnlab info` builds the compiled oneDNN backend once (cached in ~/.cache/rnnlab; about 25 s)
+# and says which implementation each cell runs; a failed build is reported, never fatal.
 $(VENV)/.installed: $(VENV)/.torch-installed pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/rnnlab info
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed

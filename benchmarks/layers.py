@@ -6,6 +6,9 @@ repeats, and the ratio ``speedup = baseline / rnnlab`` (> 1 means rnnlab is fast
     python benchmarks/layers.py              # every configuration of the issue
     python benchmarks/layers.py --quick      # smaller repeat counts
     python benchmarks/layers.py --only lengths,lecture
+    RNNLAB_ONEDNN=0 python benchmarks/layers.py   # without the compiled backend
+
+The first line says which implementation rnnlab's layers run (see ``rnnlab info``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnlab
+from rnnlab.nn.kernels import onednn
 from rnnlab.nn.kernels.bptt import GRUFunction
+from rnnlab.nn.kernels.weights import DirectionWeights
 
 SHAPES = [(100, 64, 512, 512), (100, 64, 256, 256), (100, 16, 64, 64), (1000, 8, 2, 64)]
 
@@ -95,28 +100,69 @@ def lengths(repeats: int) -> list[str]:
     x = torch.randn(steps, batch, size, generator=generator)
     valid = torch.randint(steps // 4, steps + 1, (batch,), generator=generator)
     valid[0] = steps
-    theirs = nn.LSTM(size, size, bidirectional=True)
-    ours = rnnlab.LSTM(size, size, bidirectional=True)
-    ours.load_state_dict(theirs.state_dict())
     packed = pack_padded_sequence(x, valid, enforce_sorted=False)
-    a, b = interleaved(fwd_bwd(ours, x, lengths=valid), fwd_bwd(theirs, packed), repeats)
-    padded = measure(fwd_bwd(theirs, x), max(3, repeats // 2))
-    name = f"bi-LSTM lengths T={steps} B={batch} I=H={size}"
-    return [
-        row(name, a, b, "nn.LSTM packed"),
-        row(name, a, padded, "nn.LSTM padded, lengths ignored"),
-    ]
+    rows = []
+    for name, ours_cls, torch_cls in (("LSTM", rnnlab.LSTM, nn.LSTM), ("GRU", rnnlab.GRU, nn.GRU)):
+        theirs = torch_cls(size, size, bidirectional=True)
+        ours = ours_cls(size, size, bidirectional=True)
+        ours.load_state_dict(theirs.state_dict())
+        a, b = interleaved(fwd_bwd(ours, x, lengths=valid), fwd_bwd(theirs, packed), repeats)
+        padded = measure(fwd_bwd(theirs, x), max(3, repeats // 2))
+        label = f"bi-{name} lengths T={steps} B={batch} I=H={size}"
+        rows.append(row(label, a, b, f"nn.{name} packed"))
+        rows.append(row(label, a, padded, f"nn.{name} padded, lengths ignored"))
+    return rows
 
 
 def lecture(repeats: int) -> list[str]:
     rows = []
-    for steps, batch, inputs, hidden in SHAPES[1:3]:
+    for steps, batch, inputs, hidden in SHAPES:
         x = torch.randn(steps, batch, inputs)
         theirs = nn.GRU(inputs, hidden)
         ours = rnnlab.GRU(inputs, hidden, reset_after=False)
         ours.load_state_dict(theirs.state_dict())
-        a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), repeats)
+        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), count)
         rows.append(row(f"lecture GRU T={steps} B={batch} I={inputs} H={hidden}", a, b, "nn.GRU"))
+    return rows
+
+
+def gru_vs_lstm(repeats: int) -> list[str]:
+    """The lecture's "a GRU step is cheaper" claim on rnnlab's own layers: GRU against LSTM."""
+    rows = []
+    for steps, batch, inputs, hidden in SHAPES:
+        x = torch.randn(steps, batch, inputs)
+        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        a, b = interleaved(fwd_bwd(rnnlab.GRU(inputs, hidden), x),
+                           fwd_bwd(rnnlab.LSTM(inputs, hidden), x), count)
+        rows.append(row(f"GRU vs LSTM T={steps} B={batch} I={inputs} H={hidden}", a, b,
+                        "rnnlab.LSTM"))
+    return rows
+
+
+def onednn_lstm(repeats: int) -> list[str]:
+    """The LSTM through the compiled extension against nn.LSTM (itself oneDNN-backed on the CPU):
+    the data behind leaving the LSTM on torch's kernel."""
+    if not onednn.available():
+        return [f"| onednn-lstm: compiled backend unavailable ({onednn.status().reason}) | | | | |"]
+    rows = []
+    for steps, batch, inputs, hidden in SHAPES:
+        x = torch.randn(steps, batch, inputs)
+        theirs = nn.LSTM(inputs, hidden)
+        weights = [DirectionWeights(theirs.weight_ih_l0, theirs.weight_hh_l0, theirs.bias_ih_l0,
+                                    theirs.bias_hh_l0)]
+        zeros = x.new_zeros(1, batch, hidden)
+
+        def extension(layer: nn.LSTM = theirs, x: torch.Tensor = x, zeros: torch.Tensor = zeros,
+                      weights: list = weights) -> None:
+            layer.zero_grad(set_to_none=True)
+            output, final, cell = onednn.run_layer("LSTM", True, x, zeros, zeros, weights, None)
+            (output.sum() + final.sum() + cell.sum()).backward()
+
+        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        a, b = interleaved(extension, fwd_bwd(theirs, x), count)
+        rows.append(row(f"oneDNN LSTM (extension) T={steps} B={batch} I={inputs} H={hidden}",
+                        a, b, "nn.LSTM"))
     return rows
 
 
@@ -166,8 +212,8 @@ def gru_kernel(repeats: int) -> list[str]:
 
 
 GROUPS = {
-    "standard": standard, "lengths": lengths, "lecture": lecture, "connections": connections,
-    "gru-kernel": gru_kernel,
+    "standard": standard, "lengths": lengths, "lecture": lecture, "gru-vs-lstm": gru_vs_lstm,
+    "connections": connections, "onednn-lstm": onednn_lstm, "gru-kernel": gru_kernel,
 }
 
 
@@ -181,8 +227,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 6 if args.quick else 12
+    backend = onednn.status()
     print(f"# rnnlab {rnnlab.__version__}, torch {torch.__version__}, "
-          f"{platform.machine()} {torch.get_num_threads()} threads; fwd+bwd, median ms")
+          f"{platform.machine()} {torch.get_num_threads()} threads; fwd+bwd, median ms; "
+          f"compiled backend: {backend.reason}")
     print("| configuration | rnnlab ms | baseline ms | baseline | speedup |")
     print("|---|---:|---:|---|---:|")
     for name in args.only.split(","):

@@ -51,7 +51,9 @@ GRAD_LENGTHS = torch.tensor([4, 2, 1])
         ("LSTM", True, "auto", True, "reference"),
     ],
 )
-def test_select_implementation(mode, reset_after, impl, hooked, expected):
+def test_select_implementation(mode, reset_after, impl, hooked, expected, backend):
+    if backend == "onednn":
+        pytest.skip("the choice without the compiled backend (tests/nn/test_onednn.py: with it)")
     for device_type in ("cpu", "cuda"):
         large = select_implementation(mode, reset_after, impl, hooked, device_type=device_type,
                                       hidden_size=1000, batch_size=1000)
@@ -59,7 +61,10 @@ def test_select_implementation(mode, reset_after, impl, hooked, expected):
 
 
 @pytest.mark.parametrize("impl", ["auto", "fused"])
-def test_small_cpu_gru_uses_the_hand_written_kernel(impl):
+def test_small_cpu_gru_uses_the_hand_written_kernel(impl, backend):
+    if backend == "onednn":
+        pytest.skip("the choice without the compiled backend (tests/nn/test_onednn.py: with it)")
+
     def choose(device_type, hidden_size, batch_size):
         return select_implementation("GRU", True, impl, False, device_type=device_type,
                                      hidden_size=hidden_size, batch_size=batch_size)

@@ -19,7 +19,9 @@ from rnnlab.errors import RnnlabError
 
 # Subcommand modules, in the order `rnnlab --help` lists them. A module that is not present
 # (a capability not built yet) is skipped.
-SUBCOMMANDS = ("lecture", "train", "evaluate", "generate", "tasks", "diagnose", "demo")
+SUBCOMMANDS = (
+    "lecture", "train", "evaluate", "generate", "tasks", "diagnose", "info", "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

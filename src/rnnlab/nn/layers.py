@@ -27,7 +27,6 @@ from rnnlab.nn._checks import check_lengths, initial_state, time_major
 from rnnlab.nn._init import add_forget_bias, check_size, reset_recurrent_parameters
 from rnnlab.nn.connections import CONNECTIONS, layer_input_sizes, make_connection
 from rnnlab.nn.functional import NONLINEARITIES
-from rnnlab.nn.kernels import fused
 from rnnlab.nn.kernels.sequence import reversal_index, reverse_within_lengths, step_mask
 
 StateHook = Callable[[int, int, int, Tensor], Tensor]
@@ -195,11 +194,11 @@ class _RecurrentStack(nn.Module):
         kind = kernels.select_implementation(
             self.mode, self.reset_after, self.impl, state_hook is not None,
             device_type=sequence.device.type, hidden_size=self.hidden_size,
-            batch_size=sequence.shape[1],
+            batch_size=sequence.shape[1], dtype=sequence.dtype,
         )
         directions = self.num_directions
         if kind == "torch" and lengths is None and self.connection == "none":
-            return fused.run_stack(
+            return kernels.run_stack(
                 self.mode, sequence, hidden, cell, self._flat_weights, self.bias,
                 self.num_layers, self.dropout, self.training, self.bidirectional,
             )
@@ -211,14 +210,12 @@ class _RecurrentStack(nn.Module):
             if self.connection == "dense" and layer > 0:
                 layer_input = torch.cat(features, dim=2)  # (T, B, I + layer·D·H)
             states = slice(layer * directions, (layer + 1) * directions)
-            if kind == "torch" and lengths is None:  # both directions in one kernel call
-                weights = [
-                    w for d in range(directions) for w in self.direction_weights(layer, d).flat()
-                ]
-                output, layer_hidden, layer_cell = fused.run_stack(  # dropout 0: train only
-                    self.mode, layer_input, hidden[states], None if cell is None else cell[states],
-                    weights, self.bias, 1, 0.0, torch.is_grad_enabled(), self.bidirectional,
-                )  # tells cuDNN to keep what its backward needs
+            if kind in ("torch", "onednn") and lengths is None:  # all directions in one call
+                weights = [self.direction_weights(layer, d) for d in range(directions)]
+                output, layer_hidden, layer_cell = kernels.run_layer(
+                    kind, self.mode, self.reset_after, layer_input, hidden[states],
+                    None if cell is None else cell[states], weights,
+                )
                 final_hidden.append(layer_hidden)
                 final_cell.append(layer_cell)
             else:

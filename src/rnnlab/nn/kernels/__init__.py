@@ -1,17 +1,26 @@
-"""Implementations of one recurrent layer direction, and the ONE place that chooses between them.
+"""Implementations of recurrent layers, and the ONE place that chooses and calls them.
 
 - ``"reference"``: the plain step loop differentiated by autograd (:mod:`.reference`); ground truth.
+- ``"onednn"``: the compiled CPU backend (:mod:`.onednn`): oneDNN's fused primitives for the Elman
+  RNN (tanh, relu), torch's GRU and the lecture's GRU, float32 on the CPU, when it is built. torch
+  runs its CPU GRU and RNN as per-step loops; oneDNN is 1.0x-9x faster (benchmarks/RESULTS.md).
+  The LSTM stays on torch's kernel, itself oneDNN's (measured no faster through the extension).
 - ``"torch"``: torch's fused kernels, with lengths handled on the padded batch (:mod:`.fused`).
 - ``"bptt"``: hand-written backpropagation through time (:mod:`.bptt`) for recurrences torch has
   no kernel for (the lecture's GRU, the linear RNN), and for torch's GRU on the CPU when one step's
-  recurrent product is small, batch × hidden² ≤ :data:`SMALL_GRU_WORK`: torch's CPU GRU is a
-  per-step path that the hand-written kernel beats there (measured 1.06x-2.0x up to 590k,
-  0.70x-0.89x from 1.05M; benchmarks/RESULTS.md).
+  recurrent product is small, batch × hidden² ≤ :data:`SMALL_GRU_WORK` — the paths used when the
+  compiled backend is unavailable (or the dtype is not float32).
+
+Transforms the compiled and hand-written kernels cannot follow — ``torch.func``, forward-mode AD,
+tracing and export (``torch.jit.trace``, ONNX, ``torch.export``, ``torch.compile``), autocast, and
+the :func:`autograd_kernels` block — route to torch's kernel or the reference loop, which autograd
+differentiates; double backward through the compiled backend differentiates the same twin.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 
@@ -19,24 +28,27 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnlab.nn.kernels import fused, reference
+from rnnlab.nn.kernels import fused, onednn, reference
 from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
+from rnnlab.nn.kernels.sequence import last_valid
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 IMPLEMENTATIONS = ("auto", "reference", "fused")
+# (mode, reset_after) that the compiled backend runs by default.
+ONEDNN_CELLS = frozenset({("RNN_TANH", True), ("RNN_RELU", True), ("GRU", True), ("GRU", False)})
 SMALL_GRU_WORK = 600_000  # batch × hidden²: below, the hand-written CPU GRU kernel is faster
 _plain_autograd = threading.local()
 
 
 @contextlib.contextmanager
 def autograd_kernels() -> Iterator[None]:
-    """Within this block layers avoid the hand-written BPTT kernels.
+    """Within this block layers avoid the compiled and hand-written BPTT kernels.
 
-    Those kernels have a single-use analytic backward: no higher-order gradients
-    (``create_graph=True``), no vmapped backward (``is_grads_batched=True``) and no ``torch.func``
-    transforms (these last are detected automatically). Inside the block a layer uses torch's
-    kernel where torch has one (the GRU) and the reference step loop otherwise (the lecture's GRU,
-    the linear RNN), both fully differentiable by autograd.
+    The hand-written kernels have a single-use analytic backward: no higher-order gradients
+    (``create_graph=True``), no vmapped backward (``is_grads_batched=True``). Inside the block a
+    layer uses torch's kernel where torch has one and the reference step loop otherwise (the
+    lecture's GRU, the linear RNN), both fully differentiable by autograd. ``torch.func``,
+    forward-mode AD, tracing, export and autocast are detected automatically.
     """
     previous = getattr(_plain_autograd, "active", False)
     _plain_autograd.active = True
@@ -46,16 +58,31 @@ def autograd_kernels() -> Iterator[None]:
         _plain_autograd.active = previous
 
 
+def plain_autograd_required() -> bool:
+    """True when a transform is active that only autograd-differentiated paths follow."""
+    return bool(
+        getattr(_plain_autograd, "active", False)
+        or torch._C._are_functorch_transforms_active()
+        or torch.autograd.forward_ad._current_level >= 0
+        or torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.compiler.is_compiling()
+        or torch.is_autocast_enabled("cpu")
+    )
+
+
 def select_implementation(
     mode: str, reset_after: bool, impl: str, hooked: bool, *, device_type: str, hidden_size: int,
-    batch_size: int,
+    batch_size: int, dtype: torch.dtype = torch.float32,
 ) -> str:
-    """Decide which implementation runs a layer: ``"reference"``, ``"torch"`` or ``"bptt"``.
+    """Decide which implementation runs a layer: ``"reference"``, ``"onednn"``, ``"torch"`` or
+    ``"bptt"``.
 
     ``impl`` is the user's request (``"auto"``, ``"reference"``, ``"fused"`` = the fastest
     non-reference path); a state hook needs every step's hidden state, which only the reference
-    loop exposes, so it forces the reference. ``device_type`` ("cpu", "cuda", ...),
-    ``hidden_size`` and ``batch_size`` choose between torch's GRU kernel and the hand-written one.
+    loop exposes, so it forces the reference. ``device_type`` ("cpu", "cuda", ...) and ``dtype``
+    decide whether the compiled backend applies (float32 CPU); ``hidden_size`` and ``batch_size``
+    choose between torch's GRU kernel and the hand-written one when it does not.
     """
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -66,7 +93,12 @@ def select_implementation(
         return "reference"
     if impl == "reference":
         return "reference"
-    plain = getattr(_plain_autograd, "active", False) or torch._C._are_functorch_transforms_active()
+    plain = plain_autograd_required()
+    if (
+        (mode, reset_after) in ONEDNN_CELLS and device_type == "cpu" and dtype == torch.float32
+        and batch_size > 0 and not plain and onednn.available()
+    ):
+        return "onednn"
     if mode == "RNN_LINEAR" or (mode == "GRU" and not reset_after):
         return "reference" if plain else "bptt"
     small = batch_size * hidden_size * hidden_size <= SMALL_GRU_WORK
@@ -96,6 +128,16 @@ def run_direction(
         return reference.run_direction(mode, reset_after, input, hidden, cell, weights, mask, hook)
     if kind == "torch":
         return fused.run_direction(mode, input, hidden, cell, weights, lengths, mask)
+    if kind == "onednn":
+        output, final_hidden, _ = onednn.run_layer(
+            mode, reset_after, input, hidden.unsqueeze(0), None, [weights],
+            functools.partial(_twin, mode, reset_after),
+        )
+        final_hidden = final_hidden.squeeze(0)
+        if lengths is not None:  # a step only sees the past: valid steps are already right
+            final_hidden = last_valid(output, lengths)
+            output = output.masked_fill(~mask, 0.0)
+        return output, final_hidden, None
     projection = F.linear(input, weights.weight_ih, weights.bias_ih)  # (T, B, G·H)
     if mode == "GRU":
         function = GRUFunction if reset_after else LectureGRUFunction
@@ -109,11 +151,81 @@ def run_direction(
     return output, hidden, None
 
 
+def run_layer(
+    kind: str,
+    mode: str,
+    reset_after: bool,
+    input: Tensor,
+    hidden: Tensor,
+    cell: Tensor | None,
+    weights: list[DirectionWeights],
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Every direction of one layer in one call of a fused kernel (``"torch"`` or ``"onednn"``),
+    for full-length batches. input (T, B, I); hidden, cell (D, B, H); ``weights`` one entry per
+    direction. Returns output (T, B, D·H), h_n and c_n (D, B, H) (c_n None without a cell)."""
+    if kind == "onednn":
+        return onednn.run_layer(mode, reset_after, input, hidden, cell, weights,
+                                functools.partial(_twin, mode, reset_after))
+    if kind != "torch":
+        raise ValueError(f"run_layer runs the fused kernels 'torch' and 'onednn', not {kind!r}")
+    flat = [tensor for direction in weights for tensor in direction.flat()]
+    return fused.run_stack(  # train=True tells cuDNN to keep what its backward needs
+        mode, input, hidden, cell, flat, weights[0].bias_ih is not None, 1, 0.0,
+        torch.is_grad_enabled(), len(weights) == 2,
+    )
+
+
+def run_stack(
+    mode: str,
+    input: Tensor,
+    hidden: Tensor,
+    cell: Tensor | None,
+    flat_weights: list[Tensor],
+    has_bias: bool,
+    num_layers: int,
+    dropout: float,
+    training: bool,
+    bidirectional: bool,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """A whole plain stack in one call of torch's kernel (exactly torch.nn's own path): input
+    (T, B, I), hidden/cell (L·D, B, H) -> output (T, B, D·H), h_n, c_n."""
+    return fused.run_stack(mode, input, hidden, cell, flat_weights, has_bias, num_layers,
+                           dropout, training, bidirectional)
+
+
+def _twin(
+    mode: str, reset_after: bool, input: Tensor, hidden: Tensor, cell: Tensor | None,
+    flat: list[Tensor],
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The autograd-differentiable twin of one compiled layer call (same arguments as
+    :func:`onednn.run_layer` takes them, weights flat): torch's kernel, or the reference loop for
+    recurrences torch has none for. Used for double backward."""
+    directions = hidden.shape[0]
+    if (mode, reset_after) != ("GRU", False):
+        return fused.run_stack(mode, input, hidden, cell, flat, len(flat) // directions == 4, 1,
+                               0.0, True, directions == 2)
+    per_direction = len(flat) // directions
+    outputs, finals = [], []
+    for direction in range(directions):
+        parts = flat[direction * per_direction : (direction + 1) * per_direction]
+        weights = DirectionWeights(*parts, *([None, None] if per_direction == 2 else []))
+        ordered = input.flip(0) if direction else input
+        output, final, _ = reference.run_direction(mode, reset_after, ordered, hidden[direction],
+                                                   None, weights, None)
+        outputs.append(output.flip(0) if direction else output)
+        finals.append(final)
+    return torch.cat(outputs, dim=2), torch.stack(finals), None
+
+
 __all__ = [
     "IMPLEMENTATIONS",
+    "ONEDNN_CELLS",
     "SMALL_GRU_WORK",
     "DirectionWeights",
     "autograd_kernels",
+    "plain_autograd_required",
     "run_direction",
+    "run_layer",
+    "run_stack",
     "select_implementation",
 ]
