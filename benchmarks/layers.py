@@ -61,14 +61,21 @@ def fwd_bwd(layer: nn.Module, x: torch.Tensor, **kwargs) -> Callable[[], None]:
 def interleaved(
     ours: Callable[[], None], theirs: Callable[[], None], repeats: int
 ) -> tuple[float, float]:
-    """Measure both alternately in rounds so machine load affects them alike."""
-    rounds = 3
-    per_round = max(1, repeats // rounds)
+    """Time both in alternating pairs (ours, theirs, ours, ...) so that load and clock changes on
+    a shared machine affect them alike; return the median milliseconds of each."""
+    for _ in range(2):  # warm-up: caches, primitive creation, allocator
+        ours()
+        theirs()
     a, b = [], []
-    for _ in range(rounds):
-        a.append(measure(ours, per_round, warmup=1))
-        b.append(measure(theirs, per_round, warmup=1))
+    for _ in range(max(3, repeats)):
+        a.append(measure(ours, 1, warmup=0))
+        b.append(measure(theirs, 1, warmup=0))
     return statistics.median(a), statistics.median(b)
+
+
+def pairs(steps: int, hidden: int, repeats: int) -> int:
+    """Timed pairs for one shape: fewer for the large, slow ones."""
+    return max(5, repeats // 2) if steps * hidden >= 50_000 else 2 * repeats
 
 
 def row(name: str, ours_ms: float, theirs_ms: float, baseline: str) -> str:
@@ -87,7 +94,7 @@ def standard(repeats: int) -> list[str]:
             theirs = torch_cls(inputs, hidden)
             ours = ours_cls(inputs, hidden)
             ours.load_state_dict(theirs.state_dict())
-            count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+            count = pairs(steps, hidden, repeats)
             a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), count)
             rows.append(row(f"{name} T={steps} B={batch} I={inputs} H={hidden}", a, b,
                             f"nn.{name}"))
@@ -121,7 +128,7 @@ def lecture(repeats: int) -> list[str]:
         theirs = nn.GRU(inputs, hidden)
         ours = rnnlab.GRU(inputs, hidden, reset_after=False)
         ours.load_state_dict(theirs.state_dict())
-        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        count = pairs(steps, hidden, repeats)
         a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), count)
         rows.append(row(f"lecture GRU T={steps} B={batch} I={inputs} H={hidden}", a, b, "nn.GRU"))
     return rows
@@ -132,7 +139,7 @@ def gru_vs_lstm(repeats: int) -> list[str]:
     rows = []
     for steps, batch, inputs, hidden in SHAPES:
         x = torch.randn(steps, batch, inputs)
-        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        count = pairs(steps, hidden, repeats)
         a, b = interleaved(fwd_bwd(rnnlab.GRU(inputs, hidden), x),
                            fwd_bwd(rnnlab.LSTM(inputs, hidden), x), count)
         rows.append(row(f"GRU vs LSTM T={steps} B={batch} I={inputs} H={hidden}", a, b,
@@ -159,7 +166,7 @@ def onednn_lstm(repeats: int) -> list[str]:
             output, final, cell = onednn.run_layer("LSTM", True, x, zeros, zeros, weights, None)
             (output.sum() + final.sum() + cell.sum()).backward()
 
-        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        count = pairs(steps, hidden, repeats)
         a, b = interleaved(extension, fwd_bwd(theirs, x), count)
         rows.append(row(f"oneDNN LSTM (extension) T={steps} B={batch} I={inputs} H={hidden}",
                         a, b, "nn.LSTM"))
@@ -204,16 +211,30 @@ def gru_kernel(repeats: int) -> list[str]:
             )
             (output.sum() + final.sum()).backward()
 
-        count = max(3, repeats // (4 if steps * hidden >= 50_000 else 1))
+        count = pairs(steps, hidden, repeats)
         a, b = interleaved(kernel, fwd_bwd(theirs, x), count)
         name = f"GRU kernel T={steps} B={batch} I={inputs} H={hidden} (B·H²={batch * hidden**2})"
         rows.append(row(name, a, b, "nn.GRU"))
     return rows
 
 
+def layer_norm(repeats: int) -> list[str]:
+    """The layer-normalised LSTM (reference loop; no fused kernel exists) against nn.LSTM: the
+    price of layer norm, for users choosing between them."""
+    rows = []
+    for steps, batch, inputs, hidden in SHAPES[1:]:
+        x = torch.randn(steps, batch, inputs)
+        a, b = interleaved(fwd_bwd(rnnlab.LayerNormLSTM(inputs, hidden), x),
+                           fwd_bwd(nn.LSTM(inputs, hidden), x), pairs(steps, hidden, repeats))
+        rows.append(row(f"LayerNormLSTM T={steps} B={batch} I={inputs} H={hidden}", a, b,
+                        "nn.LSTM"))
+    return rows
+
+
 GROUPS = {
     "standard": standard, "lengths": lengths, "lecture": lecture, "gru-vs-lstm": gru_vs_lstm,
     "connections": connections, "onednn-lstm": onednn_lstm, "gru-kernel": gru_kernel,
+    "layer-norm": layer_norm,
 }
 
 

@@ -5,7 +5,17 @@ packing, the lecture's GRU, linear RNNs, residual/dense/highway connections), gr
 that make vanishing and exploding gradients visible, training tasks, and ``rnnlab lecture``.
 """
 
-from rnnlab.nn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, recurrent
+from rnnlab.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LayerNormLSTM,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RNNCell,
+    recurrent,
+)
 
 __version__ = "0.1.0"
 
@@ -15,6 +25,8 @@ __all__ = [
     "RNN",
     "GRUCell",
     "LSTMCell",
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
     "RNNCell",
     "__version__",
     "recurrent",

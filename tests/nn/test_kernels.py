@@ -3,6 +3,8 @@ differences (gradcheck, float64), the dispatch decision, and the per-step state 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from rnn_testing import (
@@ -26,7 +28,9 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
-from rnnlab.nn.kernels import SMALL_GRU_WORK, select_implementation
+from rnnlab.nn import cells
+from rnnlab.nn.cells.gru import SMALL_GRU_WORK
+from rnnlab.nn.kernels import onednn, select_implementation
 from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
 
 # Tiny float64 problem for gradcheck.
@@ -36,26 +40,28 @@ GRAD_LENGTHS = torch.tensor([4, 2, 1])
 
 # ------------------------------------------------------------------------- dispatch decision
 @pytest.mark.parametrize(
-    ("mode", "reset_after", "impl", "hooked", "expected"),
+    ("cell", "impl", "hooked", "expected"),
     [
-        ("LSTM", True, "auto", False, "torch"),
-        ("GRU", True, "fused", False, "torch"),
-        ("RNN_TANH", True, "auto", False, "torch"),
-        ("RNN_RELU", True, "auto", False, "torch"),
-        ("GRU", False, "auto", False, "bptt"),
-        ("GRU", False, "fused", False, "bptt"),
-        ("RNN_LINEAR", True, "fused", False, "bptt"),
-        ("LSTM", True, "reference", False, "reference"),
-        ("GRU", False, "reference", False, "reference"),
-        ("RNN_LINEAR", True, "auto", True, "reference"),
-        ("LSTM", True, "auto", True, "reference"),
+        ("lstm", "auto", False, "torch"),
+        ("gru", "fused", False, "torch"),
+        ("rnn", "auto", False, "torch"),
+        ("rnn-relu", "auto", False, "torch"),
+        ("gru-lecture", "auto", False, "bptt"),
+        ("gru-lecture", "fused", False, "bptt"),
+        ("rnn-linear", "fused", False, "bptt"),
+        ("lstm", "reference", False, "reference"),
+        ("gru-lecture", "reference", False, "reference"),
+        ("rnn-linear", "auto", True, "reference"),
+        ("lstm", "auto", True, "reference"),
+        ("lstm-ln", "auto", False, "reference"),
+        ("lstm-ln", "fused", False, "reference"),
     ],
 )
-def test_select_implementation(mode, reset_after, impl, hooked, expected, backend):
+def test_select_implementation(cell, impl, hooked, expected, backend):
     if backend == "onednn":
         pytest.skip("the choice without the compiled backend (tests/nn/test_onednn.py: with it)")
     for device_type in ("cpu", "cuda"):
-        large = select_implementation(mode, reset_after, impl, hooked, device_type=device_type,
+        large = select_implementation(cells.get(cell), impl, hooked, device_type=device_type,
                                       hidden_size=1000, batch_size=1000)
         assert large == expected
 
@@ -66,7 +72,7 @@ def test_small_cpu_gru_uses_the_hand_written_kernel(impl, backend):
         pytest.skip("the choice without the compiled backend (tests/nn/test_onednn.py: with it)")
 
     def choose(device_type, hidden_size, batch_size):
-        return select_implementation("GRU", True, impl, False, device_type=device_type,
+        return select_implementation(cells.get("gru"), impl, False, device_type=device_type,
                                      hidden_size=hidden_size, batch_size=batch_size)
 
     assert choose("cpu", 128, SMALL_GRU_WORK // 128**2) == "bptt"
@@ -78,7 +84,7 @@ def test_small_cpu_gru_uses_the_hand_written_kernel(impl, backend):
 
 def test_select_implementation_rejects_fused_with_hook():
     with pytest.raises(ValueError, match="state_hook"):
-        select_implementation("LSTM", True, "fused", True, device_type="cpu", hidden_size=8,
+        select_implementation(cells.get("lstm"), "fused", True, device_type="cpu", hidden_size=8,
                               batch_size=4)
 
 
@@ -105,7 +111,9 @@ def test_fused_equals_reference(cell, with_lengths, bidirectional, connection):
 def test_torch_gru_kernel_equals_reference_and_torch(with_lengths, connection, monkeypatch):
     """Above SMALL_GRU_WORK the CPU GRU runs torch's own kernel (below it, the hand-written one
     that the other tests exercise): check that path too, against the reference and torch.nn."""
-    monkeypatch.setattr(rnnlab.nn.kernels, "SMALL_GRU_WORK", 0)
+    monkeypatch.setattr(cells.gru, "GRU", dataclasses.replace(cells.get("gru"), bptt_max_work=0))
+    monkeypatch.setitem(cells._spec._REGISTRY, "gru", cells.gru.GRU)
+    monkeypatch.setattr(onednn, "available", lambda: False)  # torch's kernel, not the compiled one
     hidden = HIDDEN
     torch.manual_seed(0)
     fused = rnnlab.GRU(INPUT, hidden, 2, bidirectional=True, impl="fused", connection=connection)

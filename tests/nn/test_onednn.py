@@ -13,7 +13,7 @@ from rnn_testing import assert_close
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
-from rnnlab.nn import kernels
+from rnnlab.nn import cells, kernels
 from rnnlab.nn.kernels import onednn, select_implementation
 
 STEPS, BATCH, INPUT, HIDDEN = 9, 5, 4, 6
@@ -39,10 +39,10 @@ def test_backend_is_built_in_ci():
 
 
 # ------------------------------------------------------------------------------ the choice
-def _choose(mode="GRU", reset_after=True, *, impl="auto", hooked=False, device_type="cpu",
-            dtype=torch.float32, batch_size=8):
-    return select_implementation(mode, reset_after, impl, hooked, device_type=device_type,
-                                 hidden_size=64, batch_size=batch_size, dtype=dtype)
+def _choose(cell="gru", *, impl="auto", hooked=False, device_type="cpu", dtype=torch.float32,
+            batch_size=8, hidden_size=64):
+    return select_implementation(cells.get(cell), impl, hooked, device_type=device_type,
+                                 hidden_size=hidden_size, batch_size=batch_size, dtype=dtype)
 
 
 @pytest.fixture
@@ -51,37 +51,44 @@ def built(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(onednn, "available", lambda: True)
 
 
-@pytest.mark.parametrize(("mode", "reset_after"),
-                         [("RNN_TANH", True), ("RNN_RELU", True), ("GRU", True), ("GRU", False)])
-def test_chosen_for_float32_cpu_layers(built, mode, reset_after):
-    assert _choose(mode, reset_after) == "onednn"
-    assert _choose(mode, reset_after, impl="fused") == "onednn"
-    assert _choose(mode, reset_after, impl="reference") == "reference"
-    assert _choose(mode, reset_after, hooked=True) == "reference"
-    assert _choose(mode, reset_after, dtype=torch.float64) != "onednn"
-    assert _choose(mode, reset_after, device_type="cuda") != "onednn"
-    assert _choose(mode, reset_after, batch_size=0) != "onednn"
+@pytest.mark.parametrize("cell", ["rnn", "rnn-relu", "gru", "gru-lecture"])
+def test_chosen_for_float32_cpu_layers(built, cell):
+    assert _choose(cell) == "onednn"
+    assert _choose(cell, impl="fused") == "onednn"
+    assert _choose(cell, impl="reference") == "reference"
+    assert _choose(cell, hooked=True) == "reference"
+    assert _choose(cell, dtype=torch.float64) != "onednn"
+    assert _choose(cell, device_type="cuda") != "onednn"
+    assert _choose(cell, batch_size=0) != "onednn"
 
 
-def test_not_chosen_for_the_lstm_and_the_linear_rnn(built):
-    assert _choose("LSTM") == "torch"  # torch's CPU LSTM is oneDNN's already
-    assert _choose("RNN_LINEAR") == "bptt"  # oneDNN has no identity activation
+def test_large_vanilla_rnns_stay_on_torch_where_it_measured_faster(built):
+    limit = cells.get("rnn").onednn_max_work
+    assert _choose("rnn", batch_size=limit // 64**2, hidden_size=64) == "onednn"
+    assert _choose("rnn", batch_size=limit // 64**2 + 1, hidden_size=64) == "torch"
+    assert _choose("gru", batch_size=64, hidden_size=512) == "onednn"  # no limit
+
+
+def test_not_chosen_for_cells_it_cannot_run(built):
+    assert _choose("lstm") == "torch"  # torch's CPU LSTM is oneDNN's already
+    assert _choose("rnn-linear") == "bptt"  # oneDNN has no identity activation
+    assert _choose("lstm-ln") == "reference"
 
 
 @needs_backend
 def test_not_chosen_when_turned_off():
     with onednn.disabled():
-        assert _choose("GRU") != "onednn"
-    assert _choose("GRU") == "onednn"
+        assert _choose("gru") != "onednn"
+    assert _choose("gru") == "onednn"
 
 
 def test_transforms_route_to_autograd_paths(built):
     with kernels.autograd_kernels():
-        assert _choose("GRU") == "torch" and _choose("GRU", False) == "reference"
+        assert _choose("gru") == "torch" and _choose("gru-lecture") == "reference"
     with torch.autograd.forward_ad.dual_level():
-        assert _choose("GRU") == "torch" and _choose("RNN_TANH") == "torch"
+        assert _choose("gru") == "torch" and _choose("rnn") == "torch"
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert _choose("GRU") == "torch" and _choose("GRU", False) == "reference"
+        assert _choose("gru") == "torch" and _choose("gru-lecture") == "reference"
 
 
 # ------------------------------------------------------------------------------ agreement

@@ -26,7 +26,7 @@ import rnnlab
          r"nonlinearity must be one of .*'sigmoid'"),
         (lambda: rnnlab.GRU(INPUT, HIDDEN, impl="cuda"), r"impl must be one of .*'cuda'"),
         (lambda: rnnlab.recurrent("transformer", INPUT, HIDDEN),
-         r"unknown cell 'transformer' \(known: rnn, .*gru-lecture\)"),
+         r"unknown cell 'transformer' \(known: rnn, .*gru-lecture, lstm-ln\)"),
         (lambda: rnnlab.LSTM(INPUT, HIDDEN, proj_size=3), r"proj_size=3 is not supported"),
         (lambda: rnnlab.RNNCell(0, HIDDEN), r"input_size must be a positive integer"),
         (lambda: rnnlab.LSTMCell(INPUT, -1), r"hidden_size must be a positive integer"),

@@ -19,6 +19,7 @@ import torch
 from rnnlab.cli._parser import positive_float, positive_int
 from rnnlab.errors import CheckpointError
 from rnnlab.nn import CELL_NAMES
+from rnnlab.nn.cells import spec_of
 
 NAME = "diagnose"
 CELLS = CELL_NAMES
@@ -129,7 +130,7 @@ def _model_from_run(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module
     # The task's batches are (B, T, F); the layer reads them in its own layout.
     if not layer.batch_first:
         inputs = inputs.transpose(0, 1)
-    name = layer.mode.lower().replace("_", "-")
+    name = spec_of(layer).name
     return [(name, layer, inputs.detach())]
 
 

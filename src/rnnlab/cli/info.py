@@ -9,16 +9,16 @@ import sys
 import torch
 
 from rnnlab import __version__
-from rnnlab.nn import kernels
+from rnnlab.nn import cells, kernels
 from rnnlab.nn.kernels import onednn
 
 NAME = "info"
 # What each implementation is, for the per-cell table.
 DESCRIPTIONS = {
-    "onednn": "compiled oneDNN primitive (whole layer, fused forward and backward)",
+    "onednn": "compiled oneDNN primitive",
     "torch": "torch's fused kernel",
-    "bptt": "hand-written BPTT kernel (pure PyTorch)",
-    "reference": "reference step loop (autograd)",
+    "bptt": "hand-written BPTT in PyTorch",
+    "reference": "step loop under autograd",
 }
 # (batch, hidden) of the example layer the table describes: the small-GRU rule depends on them.
 EXAMPLE_BATCH, EXAMPLE_HIDDEN = 32, 128
@@ -40,8 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; exit code 0 whether or not the compiled backend is available."""
-    from rnnlab.nn.layers import CELL_NAMES, recurrent
-
     status = onednn.status()
     print(f"rnnlab {__version__} · torch {torch.__version__} · Python "
           f"{platform.python_version()} · {sys.platform} {platform.machine()}")
@@ -53,15 +51,13 @@ def run(args: argparse.Namespace) -> int:
               "kernels")
     print(f"implementation per cell (float32 CPU layer, batch {EXAMPLE_BATCH}, hidden "
           f"{EXAMPLE_HIDDEN}):")
-    width = max(len(name) for name in CELL_NAMES)
-    for name in CELL_NAMES:
-        layer = recurrent(name, 1, 1)
+    width = max(len(name) for name in cells.CELL_NAMES)
+    for name in cells.CELL_NAMES:
+        spec = cells.get(name)
         kind = kernels.select_implementation(
-            layer.mode, layer.reset_after, "auto", False, device_type="cpu",
-            hidden_size=EXAMPLE_HIDDEN, batch_size=EXAMPLE_BATCH, dtype=torch.float32,
+            spec, "auto", False, device_type="cpu", hidden_size=EXAMPLE_HIDDEN,
+            batch_size=EXAMPLE_BATCH, dtype=torch.float32,
         )
-        note = DESCRIPTIONS[kind]
-        if (layer.mode, layer.reset_after) in kernels.ONEDNN_CELLS and kind != "onednn":
-            note += "; oneDNN where the compiled backend is available"
-        print(f"  {name:<{width}}  {kind:<9}  {note}")
+        print(f"  {name:<{width}}  {kind:<9}  (can run: {', '.join(spec.implementations)})")
+    print("implementations: " + "; ".join(f"{kind}: {text}" for kind, text in DESCRIPTIONS.items()))
     return 0

@@ -6,14 +6,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from rnnlab.nn import GRU, LSTM, RNN
-
-RECURRENT_LAYERS = (RNN, LSTM, GRU)
+from rnnlab.nn.stack import RecurrentStack
 
 
 def is_recurrent_layer(module: nn.Module) -> bool:
-    """True for an rnnlab :class:`~rnnlab.RNN`, :class:`~rnnlab.LSTM` or :class:`~rnnlab.GRU`."""
-    return isinstance(module, RECURRENT_LAYERS)
+    """True for an rnnlab recurrent layer (:class:`~rnnlab.RNN`, :class:`~rnnlab.LSTM`,
+    :class:`~rnnlab.GRU`, :class:`~rnnlab.LayerNormLSTM`)."""
+    return isinstance(module, RecurrentStack)
 
 
 def recurrent_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

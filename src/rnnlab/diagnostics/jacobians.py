@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import jacrev, vmap
 
-from rnnlab.nn import functional
+from rnnlab.nn.cells import CellSpec, spec_of
+from rnnlab.nn.kernels.weights import DirectionWeights
 
 _ELEMENT_BUDGET = 1 << 24  # Jacobian elements held at once
 
@@ -52,29 +53,26 @@ class StepJacobians:
                 "norms": self.norms.tolist(), "hidden_norms": self.hidden_norms.tolist()}
 
 
-def _weights(layer: nn.Module, index: int, direction: int) -> tuple[Tensor, ...]:
+def _weights(layer: nn.Module, index: int, direction: int, spec: CellSpec) -> DirectionWeights:
+    """One layer and direction's parameters (detached), from an rnnlab or a torch.nn layer."""
     suffix = f"_l{index}" + ("_reverse" if direction else "")
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    return tuple(None if getattr(layer, name + suffix, None) is None
-                 else getattr(layer, name + suffix).detach() for name in names)
+    main = [getattr(layer, name + suffix, None) for name in names]
+    extra = [getattr(layer, parameter.name + suffix) for parameter in spec.extra_parameters]
+    return DirectionWeights(*(None if p is None else p.detach() for p in main),
+                            tuple(p.detach() for p in extra))
 
 
-def _step_function(layer: nn.Module, weight_hh: Tensor, bias_hh: Tensor | None, size: int):
-    """state (H,) or (2H,) for the LSTM, projection (G·H,) -> next state, for one sample."""
-    mode = layer.mode
-    reset_after = bool(getattr(layer, "reset_after", True))
+def _step_function(spec: CellSpec, weights: DirectionWeights, size: int):
+    """state (H,) or (2H,) with a cell state, projection (G·H,) -> next state, for one sample."""
 
     def step(state: Tensor, projection: Tensor) -> Tensor:
         hidden, projection = state[:size].unsqueeze(0), projection.unsqueeze(0)
-        if mode == "LSTM":
-            result = functional.lstm_step(projection, hidden, state[size:].unsqueeze(0),
-                                          weight_hh, bias_hh)
-            return torch.cat([result.hidden, result.cell], dim=1).squeeze(0)
-        if mode == "GRU":
-            return functional.gru_step(projection, hidden, weight_hh, bias_hh,
-                                       reset_after).hidden.squeeze(0)
-        return functional.rnn_step(projection, hidden, weight_hh, bias_hh,
-                                   mode[4:].lower()).squeeze(0)
+        cell = state[size:].unsqueeze(0) if spec.has_cell_state else None
+        hidden, cell = spec.step(projection, hidden, cell, weights)
+        if cell is not None:
+            return torch.cat([hidden, cell], dim=1).squeeze(0)
+        return hidden.squeeze(0)
 
     return step
 
@@ -111,9 +109,7 @@ def step_jacobian_norms(
     Returns:
         :class:`StepJacobians` with norms (R, T), R = num_layers × num_directions.
     """
-    mode = getattr(layer, "mode", None)
-    if mode not in ("RNN_TANH", "RNN_RELU", "RNN_LINEAR", "LSTM", "GRU"):
-        raise ValueError(f"expected an RNN/LSTM/GRU layer, got {type(layer).__name__}")
+    spec = spec_of(layer)
     if getattr(layer, "connection", "none") != "none":
         raise ValueError("step Jacobians support layers with connection='none' only")
     if not isinstance(inputs, Tensor) or inputs.dim() != 3:
@@ -125,17 +121,17 @@ def step_jacobian_norms(
         sequence = sequence[:, :max_batch]
     size = layer.hidden_size
     directions = 2 if layer.bidirectional else 1
-    state_size = 2 * size if mode == "LSTM" else size
+    state_size = 2 * size if spec.has_cell_state else size
     norms, hidden_norms, labels = [], [], []
     layer_input = sequence.to(next(layer.parameters()).dtype)
     with torch.no_grad():
         for index in range(layer.num_layers):
             outputs = []
             for direction in range(directions):
-                weight_ih, weight_hh, bias_ih, bias_hh = _weights(layer, index, direction)
+                weights = _weights(layer, index, direction, spec)
                 ordered = layer_input.flip(0) if direction else layer_input
-                projection = torch.nn.functional.linear(ordered, weight_ih, bias_ih)
-                step = _step_function(layer, weight_hh, bias_hh, size)
+                projection = spec.project(ordered, weights)
+                step = _step_function(spec, weights, size)
                 initial = ordered.new_zeros(ordered.shape[1], state_size)  # (B, S)
                 previous = _run_direction(step, projection, initial)  # (T, B, S)
                 full, hidden_only = _jacobian_norms(step, previous, projection, size)
@@ -150,7 +146,7 @@ def step_jacobian_norms(
                 labels.append(f"layer {index}" + (" reverse" if direction else ""))
             layer_input = torch.cat(outputs, dim=2)  # (T, B, D·H)
     return StepJacobians(torch.stack(norms).float(), torch.stack(hidden_norms).float(),
-                         "hidden and cell" if mode == "LSTM" else "hidden", tuple(labels))
+                         "hidden and cell" if spec.has_cell_state else "hidden", tuple(labels))
 
 
 def _jacobian_norms(step, previous: Tensor, projection: Tensor, size: int

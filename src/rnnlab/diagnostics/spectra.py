@@ -17,15 +17,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rnnlab.nn.cells import CellSpec, spec_of
+
 # Bound γ on |σ'| of each activation.
 GAMMA = {"tanh": 1.0, "relu": 1.0, "linear": 1.0, "sigmoid": 0.25}
 
-# Gate blocks of the stacked weight_hh, in torch's order, with each block's activation.
-GATE_BLOCKS = {
-    "LSTM": (("input", "sigmoid"), ("forget", "sigmoid"), ("candidate", "tanh"),
-             ("output", "sigmoid")),
-    "GRU": (("reset", "sigmoid"), ("update", "sigmoid"), ("new", "tanh")),
-}
 
 _BOUNDARY_TOLERANCE = 1e-6
 _WEIGHT_HH = re.compile(r"^weight_hh_l(\d+)(_reverse)?$")
@@ -141,12 +137,15 @@ class RecurrentSpectra:
     """Spectra of every recurrent matrix of a layer stack.
 
     Attributes:
-        mode: ``"RNN_TANH"``, ``"RNN_RELU"``, ``"RNN_LINEAR"``, ``"LSTM"`` or ``"GRU"``.
+        mode: the layer's ``mode`` (``"RNN_TANH"``, ``"LSTM"``, ``"GRU"``, ...).
         layers: one :class:`LayerSpectrum` per layer and direction (torch's h_n order).
+        gated: the cell has gates (several weight blocks), whose additive paths the vanishing
+            condition does not cover.
     """
 
     mode: str
     layers: tuple[LayerSpectrum, ...]
+    gated: bool = False
 
     @property
     def spectral_radius(self) -> float:
@@ -161,25 +160,17 @@ class RecurrentSpectra:
     @property
     def verdict(self) -> str:
         """Short verdict for the whole stack."""
-        if self.mode in GATE_BLOCKS:
+        if self.gated:
             return "not guaranteed (gated cell)"
         return "vanishing guaranteed" if self.vanishing_guaranteed else "not guaranteed"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"mode": self.mode, "spectral_radius": self.spectral_radius,
+        return {"mode": self.mode, "gated": self.gated, "spectral_radius": self.spectral_radius,
                 "vanishing_guaranteed": self.vanishing_guaranteed, "verdict": self.verdict,
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
-def _mode(module: nn.Module) -> str:
-    mode = getattr(module, "mode", None)
-    if mode not in ("RNN_TANH", "RNN_RELU", "RNN_LINEAR", "LSTM", "GRU"):
-        raise ValueError(
-            f"expected a recurrent layer (rnnlab or torch.nn RNN/LSTM/GRU), got "
-            f"{type(module).__name__}"
-        )
-    return mode
 
 
 def _recurrent_weights(module: nn.Module) -> list[tuple[str, int, int, nn.Parameter]]:
@@ -192,32 +183,30 @@ def _recurrent_weights(module: nn.Module) -> list[tuple[str, int, int, nn.Parame
     return sorted(found, key=lambda item: (item[1], item[2]))
 
 
-def _blocks(mode: str, weight: Tensor) -> list[tuple[str, str, Tensor]]:
+def _blocks(spec: CellSpec, weight: Tensor) -> list[tuple[str, str, Tensor]]:
     """(gate, activation, block (H, H)) for each gate block of a stacked weight_hh."""
-    if mode in GATE_BLOCKS:
-        gates = GATE_BLOCKS[mode]
-        return [(gate, activation, block)
-                for (gate, activation), block in zip(gates, weight.chunk(len(gates), dim=0))]
-    activation = mode[4:].lower()  # RNN_TANH -> tanh
-    return [("recurrent", activation, weight)]
+    blocks = weight.chunk(spec.gate_count, dim=0)
+    return list(zip(spec.gates, spec.activations, blocks, strict=True))
 
 
 def recurrent_spectra(layer: nn.Module) -> RecurrentSpectra:
     """Eigenvalues, singular values and Pascanu verdicts of every ``weight_hh`` of a layer.
 
     Args:
-        layer: an rnnlab or torch.nn ``RNN`` / ``LSTM`` / ``GRU`` (any num_layers, directions).
+        layer: an rnnlab layer of any registered cell, or a torch.nn ``RNN`` / ``LSTM`` / ``GRU``
+            (any num_layers, directions).
     Returns:
         :class:`RecurrentSpectra`, one :class:`LayerSpectrum` per layer and direction; gated
         cells are split into their (H, H) gate blocks.
     """
-    mode = _mode(layer)
+    spec = spec_of(layer)
+    gated = spec.gate_count > 1
     spectra = []
     for name, index, direction, weight in _recurrent_weights(layer):
         blocks = tuple(matrix_spectrum(block, activation, gate)
-                       for gate, activation, block in _blocks(mode, weight))
+                       for gate, activation, block in _blocks(spec, weight))
         radius = max(block.spectral_radius for block in blocks)
-        if mode in GATE_BLOCKS:
+        if gated:
             guaranteed = False
             verdict = ("not guaranteed: gated cell, whose additive path the condition does not "
                        "cover; per-block: " + ", ".join(
@@ -227,7 +216,7 @@ def recurrent_spectra(layer: nn.Module) -> RecurrentSpectra:
             guaranteed, verdict = blocks[0].vanishing_guaranteed, blocks[0].verdict
         spectra.append(LayerSpectrum(name, index, direction, blocks, radius, guaranteed,
                                      verdict))
-    return RecurrentSpectra(mode, tuple(spectra))
+    return RecurrentSpectra(spec.mode, tuple(spectra), gated)
 
 
 @torch.no_grad()
@@ -243,10 +232,10 @@ def set_spectral_radius(layer: nn.Module, radius: float) -> None:
     """
     if not radius > 0:
         raise ValueError(f"spectral radius must be > 0, got {radius}")
-    mode = _mode(layer)
+    spec = spec_of(layer)
     for name, _, _, weight in _recurrent_weights(layer):
         size = weight.shape[1]
-        for index, (gate, _, block) in enumerate(_blocks(mode, weight)):
+        for index, (gate, _, block) in enumerate(_blocks(spec, weight)):
             current = float(torch.linalg.eigvals(block.double()).abs().max())
             if current == 0.0:
                 raise ValueError(f"{name} ({gate} block) has spectral radius 0; it cannot be "

@@ -41,7 +41,7 @@ class Diagnosis:
         result = []
         for index, label in enumerate(self.flow.row_labels):
             layer = self.spectra.layers[index]
-            if self.spectra.mode in ("LSTM", "GRU"):
+            if self.spectra.gated:
                 verdict = "not guaranteed (gated cell)"
             else:
                 verdict = "vanishing guaranteed" if layer.vanishing_guaranteed else "not guaranteed"

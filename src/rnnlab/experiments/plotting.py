@@ -10,8 +10,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "gru-lecture": "tab:olive"}
-LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "gru-lecture": "GRU (lecture)"}
+from rnnlab.nn import cells
+
+COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "gru-lecture": "tab:olive",
+           "lstm-ln": "tab:purple"}
 
 
 def figure(columns: int = 1, rows: int = 1, *, width: float = 6.0, height: float = 4.0
@@ -35,5 +37,5 @@ def colour(cell: str) -> str:
 
 
 def label(cell: str) -> str:
-    """The human name of a cell ("tanh RNN", "LSTM", ...)."""
-    return LABELS.get(cell, cell)
+    """The human name of a cell ("tanh RNN", "LSTM", ...: its spec's title)."""
+    return cells.get(cell).title if cell in cells.CELL_NAMES else cell

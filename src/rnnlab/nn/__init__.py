@@ -1,9 +1,9 @@
 """Everything a recurrent model is built from: step functions, cells, layers, connections."""
 
-from rnnlab.nn import functional
-from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnlab.nn import cells, functional
+from rnnlab.nn.cells import CellSpec, GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from rnnlab.nn.connections import CONNECTIONS, Highway, Residual
-from rnnlab.nn.layers import CELL_NAMES, GRU, LSTM, RNN, recurrent
+from rnnlab.nn.layers import CELL_NAMES, GRU, LSTM, RNN, LayerNormLSTM, recurrent
 
 __all__ = [
     "CELL_NAMES",
@@ -11,11 +11,15 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "CellSpec",
     "GRUCell",
     "Highway",
     "LSTMCell",
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
     "RNNCell",
     "Residual",
+    "cells",
     "functional",
     "recurrent",
 ]

@@ -41,13 +41,13 @@ def initial_state(
     """Validate ``hx`` against ``layer``'s sizes; return (h_0, c_0 or None), each (L·D, B, H)."""
     states = layer.num_layers * layer.num_directions
     expected = (states, layer.hidden_size) if unbatched else (states, batch, layer.hidden_size)
-    is_lstm = layer.mode == "LSTM"
+    is_lstm = layer.spec.has_cell_state
     if hx is None:
         zeros = sequence.new_zeros(states, batch, layer.hidden_size)
         return zeros, (zeros if is_lstm else None)
     if is_lstm:
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise ValueError("hx for an LSTM must be a tuple (h_0, c_0)")
+            raise ValueError(f"hx for an {type(layer).__name__} must be a tuple (h_0, c_0)")
         pairs = [("hx[0] (h_0)", hx[0]), ("hx[1] (c_0)", hx[1])]
     else:
         if not isinstance(hx, Tensor):

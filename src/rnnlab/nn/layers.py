@@ -1,269 +1,26 @@
-"""Multi-layer, optionally bidirectional recurrent layers: drop-in ``torch.nn.RNN/LSTM/GRU``.
+"""Multi-layer, optionally bidirectional recurrent layers: drop-in ``torch.nn.RNN/LSTM/GRU``, and
+the layer-normalised LSTM torch.nn lacks.
 
 Same constructor arguments, defaults, forward signature, return values and ``state_dict`` keys as
 torch.nn, plus: ``lengths=`` for padded batches (no packing needed), the lecture's GRU
 (``reset_after=False``), the linear RNN (``nonlinearity="linear"``), ``forget_bias``, residual /
 dense / highway ``connection`` between layers, a per-step ``state_hook`` for diagnostics, and
 ``impl`` to force an implementation (see :mod:`rnnlab.nn.kernels`): ``"auto"`` (default) and
-``"fused"`` run the fastest available kernel — torch's fused one, or a hand-written BPTT kernel for
-the lecture's GRU, the linear RNN and small GRUs on the CPU — and ``"reference"`` the plain step
-loop. The hand-written kernels give first-order gradients only: for ``create_graph=True`` use
-``impl="reference"`` or run the layer inside :func:`rnnlab.nn.kernels.autograd_kernels` (torch.func
-transforms are detected and handled automatically).
+``"fused"`` run the fastest available kernel — the compiled oneDNN backend on the CPU, torch's
+fused one, or a hand-written BPTT kernel — and ``"reference"`` the plain step loop. The
+hand-written kernels give first-order gradients only: for ``create_graph=True`` use
+``impl="reference"`` or run the layer inside :func:`rnnlab.nn.kernels.autograd_kernels`
+(torch.func, forward-mode AD, tracing, export and autocast are detected and handled
+automatically).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-
-import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
-
-from rnnlab.nn import kernels
-from rnnlab.nn._checks import check_lengths, initial_state, time_major
-from rnnlab.nn._init import add_forget_bias, check_size, reset_recurrent_parameters
-from rnnlab.nn.connections import CONNECTIONS, layer_input_sizes, make_connection
-from rnnlab.nn.functional import NONLINEARITIES
-from rnnlab.nn.kernels.sequence import reversal_index, reverse_within_lengths, step_mask
-
-StateHook = Callable[[int, int, int, Tensor], Tensor]
-_GATES = {"LSTM": 4, "GRU": 3}
+from rnnlab.nn import cells
+from rnnlab.nn.stack import RecurrentStack
 
 
-class _RecurrentStack(nn.Module):
-    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU` (not public)."""
-
-    def __init__(
-        self,
-        mode: str,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        connection: str = "none",
-        impl: str = "auto",
-        reset_after: bool = True,
-        forget_bias: float = 0.0,
-        device=None,
-        dtype=None,
-    ) -> None:
-        super().__init__()
-        self.mode = mode
-        self.input_size = check_size("input_size", input_size)
-        self.hidden_size = check_size("hidden_size", hidden_size)
-        self.num_layers = check_size("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
-        if connection not in CONNECTIONS:
-            raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
-        if impl not in kernels.IMPLEMENTATIONS:
-            raise ValueError(f"impl must be one of {kernels.IMPLEMENTATIONS}, got {impl!r}")
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.dropout = float(dropout)
-        self.bidirectional = bool(bidirectional)
-        self.num_directions = 2 if bidirectional else 1
-        self.connection = connection
-        self.impl = impl
-        self.reset_after = bool(reset_after)
-        self.forget_bias = float(forget_bias)
-
-        factory = {"device": device, "dtype": dtype}
-        rows = _GATES.get(mode, 1) * hidden_size
-        output_size = self.num_directions * hidden_size
-        sizes = layer_input_sizes(connection, input_size, output_size, num_layers)
-        self._flat_weights_names: list[str] = []
-        for layer, layer_input in enumerate(sizes):
-            for direction in range(self.num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = {"weight_ih": (rows, layer_input), "weight_hh": (rows, hidden_size)}
-                if bias:
-                    shapes.update(bias_ih=(rows,), bias_hh=(rows,))
-                for kind, shape in shapes.items():
-                    parameter = nn.Parameter(torch.empty(shape, **factory))
-                    self.register_parameter(kind + suffix, parameter)
-                    self._flat_weights_names.append(kind + suffix)
-        modules = [make_connection(connection, size, output_size, **factory) for size in sizes]
-        self.connections = (
-            nn.ModuleList(modules) if connection in ("residual", "highway") else None
-        )
-        self.reset_parameters()
-
-    # ----------------------------------------------------------------------------- parameters
-    def reset_parameters(self) -> None:
-        """Re-draw the recurrent weights as torch.nn does, in torch.nn's order (so the same seed
-        gives the same weights as the matching torch.nn layer), then the connections' parameters."""
-        reset_recurrent_parameters(self._flat_weights, self.hidden_size)
-        if self.mode == "LSTM" and self.bias:
-            for name in self._flat_weights_names:
-                if name.startswith("bias_ih"):
-                    add_forget_bias(getattr(self, name), self.hidden_size, self.forget_bias)
-        for module in self.connections or ():
-            module.reset_parameters()
-
-    @property
-    def _flat_weights(self) -> list[Tensor]:
-        return [getattr(self, name) for name in self._flat_weights_names]
-
-    def direction_weights(self, layer: int, direction: int = 0) -> kernels.DirectionWeights:
-        """The parameters of one layer and direction (``weight_ih``, ``weight_hh``, biases)."""
-        suffix = f"_l{layer}" + ("_reverse" if direction else "")
-        return kernels.DirectionWeights(
-            getattr(self, "weight_ih" + suffix),
-            getattr(self, "weight_hh" + suffix),
-            getattr(self, "bias_ih" + suffix) if self.bias else None,
-            getattr(self, "bias_hh" + suffix) if self.bias else None,
-        )
-
-    def flatten_parameters(self) -> None:
-        """Accepted for torch.nn compatibility; rnnlab's kernels take the weights as they are."""
-
-    def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
-        defaults = {"num_layers": 1, "nonlinearity": "tanh", "bias": True, "batch_first": False,
-                    "dropout": 0.0, "bidirectional": False, "reset_after": True,
-                    "forget_bias": 0.0, "connection": "none", "impl": "auto"}
-        for name, default in defaults.items():  # nonlinearity exists on RNN only
-            if getattr(self, name, default) != default:
-                text += f", {name}={getattr(self, name)!r}"
-        return text
-
-    # -------------------------------------------------------------------------------- forward
-    def forward(
-        self,
-        input: Tensor | PackedSequence,
-        hx: Tensor | tuple[Tensor, Tensor] | None = None,
-        lengths: Tensor | Sequence[int] | None = None,
-        *,
-        state_hook: StateHook | None = None,
-    ):
-        """Run the stack over a sequence.
-
-        Args:
-            input: (T, B, I), (B, T, I) if ``batch_first``, unbatched (T, I), or a PackedSequence.
-            hx: initial state (L·D, B, H) — or (L·D, H) unbatched — zeros if None; for the LSTM a
-                tuple (h_0, c_0).
-            lengths: (B,) valid length of each sequence of a padded batch, 1 ≤ length ≤ T.
-                Outputs past each end are zero; final states come from each sequence's last valid
-                step; the reverse direction starts at each sequence's own last valid step.
-            state_hook: ``hook(layer, direction, step, hidden (B, H)) -> hidden`` called on each
-                new hidden state (reference implementation; ``step`` is in processing order).
-        Returns:
-            ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM; output (T, B, D·H) in
-            the input's layout (or a PackedSequence), h_n and c_n (L·D, B, H).
-        """
-        packed = isinstance(input, PackedSequence)
-        if packed:
-            if lengths is not None:
-                raise ValueError("pass either a PackedSequence or lengths, not both")
-            sequence, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in input order
-            sequence, unbatched = time_major(sequence, self.input_size, batch_first=False)
-        else:
-            sequence, unbatched = time_major(input, self.input_size, self.batch_first)
-        steps, batch, _ = sequence.shape
-        hidden, cell = initial_state(hx, self, batch, unbatched, sequence)
-        valid = check_lengths(lengths, steps, batch, sequence.device)
-        output, hidden, cell = self._run(sequence, hidden, cell, valid, state_hook)
-        if packed:
-            output = _repack(output, lengths, input)
-        elif unbatched:
-            output, hidden = output.squeeze(1), hidden.squeeze(1)
-            cell = None if cell is None else cell.squeeze(1)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, (hidden if cell is None else (hidden, cell))
-
-    def _run(
-        self,
-        sequence: Tensor,
-        hidden: Tensor,
-        cell: Tensor | None,
-        lengths: Tensor | None,
-        state_hook: StateHook | None,
-    ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Time-major core: sequence (T, B, I), states (L·D, B, H) -> output, h_n, c_n."""
-        kind = kernels.select_implementation(
-            self.mode, self.reset_after, self.impl, state_hook is not None,
-            device_type=sequence.device.type, hidden_size=self.hidden_size,
-            batch_size=sequence.shape[1], dtype=sequence.dtype,
-        )
-        directions = self.num_directions
-        if kind == "torch" and lengths is None and self.connection == "none":
-            return kernels.run_stack(
-                self.mode, sequence, hidden, cell, self._flat_weights, self.bias,
-                self.num_layers, self.dropout, self.training, self.bidirectional,
-            )
-        mask = None if lengths is None else step_mask(lengths, sequence.shape[0])
-        reversal = None if lengths is None else reversal_index(lengths, sequence.shape[0])
-        features, layer_input = [sequence], sequence
-        final_hidden, final_cell = [], []
-        for layer in range(self.num_layers):
-            if self.connection == "dense" and layer > 0:
-                layer_input = torch.cat(features, dim=2)  # (T, B, I + layer·D·H)
-            states = slice(layer * directions, (layer + 1) * directions)
-            if kind in ("torch", "onednn") and lengths is None:  # all directions in one call
-                weights = [self.direction_weights(layer, d) for d in range(directions)]
-                output, layer_hidden, layer_cell = kernels.run_layer(
-                    kind, self.mode, self.reset_after, layer_input, hidden[states],
-                    None if cell is None else cell[states], weights,
-                )
-                final_hidden.append(layer_hidden)
-                final_cell.append(layer_cell)
-            else:
-                outputs = []
-                for direction in range(directions):
-                    index = layer * directions + direction
-                    ordered = layer_input
-                    if direction:
-                        ordered = (layer_input.flip(0) if reversal is None
-                                   else reverse_within_lengths(layer_input, reversal))
-                    hook = (None if state_hook is None
-                            else functools.partial(state_hook, layer, direction))
-                    output, state_hidden, state_cell = kernels.run_direction(
-                        kind, self.mode, self.reset_after, ordered, hidden[index],
-                        None if cell is None else cell[index],
-                        self.direction_weights(layer, direction), lengths, mask, hook,
-                    )
-                    if direction:
-                        output = (output.flip(0) if reversal is None
-                                  else reverse_within_lengths(output, reversal))
-                    outputs.append(output)
-                    final_hidden.append(state_hidden.unsqueeze(0))
-                    final_cell.append(None if state_cell is None else state_cell.unsqueeze(0))
-                output = torch.cat(outputs, dim=2) if directions == 2 else outputs[0]
-            if self.connections is not None:
-                output = self.connections[layer](layer_input, output)
-                if mask is not None:
-                    output = output.masked_fill(~mask, 0.0)
-            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
-                output = F.dropout(output, self.dropout, training=True)
-            features.append(output)
-            layer_input = output
-        hidden = torch.cat(final_hidden, dim=0)
-        cell = None if cell is None else torch.cat(final_cell, dim=0)
-        return layer_input, hidden, cell
-
-
-def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
-    """Pack a padded (T, B, F) output with the batch order and sizes of the input ``like``."""
-    lengths = lengths.cpu()  # packing wants CPU lengths
-    if like.sorted_indices is not None:
-        output = output.index_select(1, like.sorted_indices.to(output.device))
-        lengths = lengths.index_select(0, like.sorted_indices.cpu())
-    data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
-    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
-
-
-class RNN(_RecurrentStack):
+class RNN(RecurrentStack):
     """Elman RNN stack, a drop-in ``torch.nn.RNN``; the step is :func:`functional.rnn_step`.
 
     Args (as torch.nn.RNN): input_size, hidden_size, num_layers=1, nonlinearity="tanh",
@@ -288,16 +45,18 @@ class RNN(_RecurrentStack):
         device=None,
         dtype=None,
     ) -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+        if nonlinearity not in _RNN_CELLS:
+            raise ValueError(f"nonlinearity must be one of {tuple(_RNN_CELLS)}, got "
+                             f"{nonlinearity!r}")
         self.nonlinearity = nonlinearity
         super().__init__(
-            "RNN_" + nonlinearity.upper(), input_size, hidden_size, num_layers, bias, batch_first,
-            dropout, bidirectional, connection=connection, impl=impl, device=device, dtype=dtype,
+            cells.get(_RNN_CELLS[nonlinearity]), input_size, hidden_size, num_layers, bias,
+            batch_first, dropout, bidirectional, connection=connection, impl=impl, device=device,
+            dtype=dtype,
         )
 
 
-class LSTM(_RecurrentStack):
+class LSTM(RecurrentStack):
     """LSTM stack, a drop-in ``torch.nn.LSTM``; the step is :func:`functional.lstm_step`.
 
     Args (as torch.nn.LSTM): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
@@ -326,18 +85,18 @@ class LSTM(_RecurrentStack):
         if proj_size != 0:
             raise ValueError(f"proj_size={proj_size} is not supported by rnnlab.LSTM (use 0)")
         super().__init__(
-            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            cells.get("lstm"), input_size, hidden_size, num_layers, bias, batch_first, dropout,
             bidirectional, connection=connection, impl=impl, forget_bias=forget_bias,
             device=device, dtype=dtype,
         )
 
 
-class GRU(_RecurrentStack):
+class GRU(RecurrentStack):
     """GRU stack, a drop-in ``torch.nn.GRU``; the step is :func:`functional.gru_step`.
 
     Args (as torch.nn.GRU): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
     dropout=0.0, bidirectional=False; extensions (keyword-only): ``reset_after`` (True: torch's
-    form; False: the lecture's / Cho et al. 2014, run by a hand-written BPTT kernel),
+    form; False: the lecture's / Cho et al. 2014, with no torch.nn equivalent),
     ``connection``, ``impl``. Shapes: see :meth:`forward`; returns ``(output, h_n)``.
     """
 
@@ -357,31 +116,63 @@ class GRU(_RecurrentStack):
         device=None,
         dtype=None,
     ) -> None:
+        self.reset_after = bool(reset_after)
         super().__init__(
-            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            connection=connection, impl=impl, reset_after=reset_after, device=device, dtype=dtype,
+            cells.get("gru" if self.reset_after else "gru-lecture"), input_size, hidden_size,
+            num_layers, bias, batch_first, dropout, bidirectional, connection=connection,
+            impl=impl, device=device, dtype=dtype,
         )
 
 
-CELL_NAMES = ("rnn", "rnn-relu", "rnn-linear", "lstm", "gru", "gru-lecture")
+class LayerNormLSTM(RecurrentStack):
+    """Layer-normalised LSTM stack (Ba, Kiros & Hinton 2016; :mod:`rnnlab.nn.cells.lstm_ln`).
+
+    Args as :class:`LSTM` (without ``proj_size``). Parameters: the LSTM's (same names, same
+    initial values for the same seed) plus, per layer and direction, the layer norms' gains and
+    shifts ``norm_{input,hidden,cell}_{weight,bias}_l{k}[_reverse]`` (1 and 0). Shapes: see
+    :meth:`forward`; returns ``(output, (h_n, c_n))``. torch.nn and cuDNN have no such layer;
+    it runs on the reference step loop.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        forget_bias: float = 0.0,
+        connection: str = "none",
+        impl: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            cells.get("lstm-ln"), input_size, hidden_size, num_layers, bias, batch_first,
+            dropout, bidirectional, connection=connection, impl=impl, forget_bias=forget_bias,
+            device=device, dtype=dtype,
+        )
 
 
-def recurrent(cell: str, input_size: int, hidden_size: int, **kwargs) -> _RecurrentStack:
-    """Build a recurrent stack from a cell name.
+_RNN_CELLS = {"tanh": "rnn", "relu": "rnn-relu", "linear": "rnn-linear"}
+_LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU, "LayerNormLSTM": LayerNormLSTM}
+CELL_NAMES = cells.CELL_NAMES
+
+
+def recurrent(cell: str, input_size: int, hidden_size: int, **kwargs) -> RecurrentStack:
+    """Build a recurrent stack from a registered cell name.
 
     Args:
-        cell: ``"rnn"`` (tanh), ``"rnn-relu"``, ``"rnn-linear"``, ``"lstm"``, ``"gru"``, or
-            ``"gru-lecture"`` (GRU with ``reset_after=False``).
+        cell: a name of :data:`CELL_NAMES`: ``"rnn"`` (tanh), ``"rnn-relu"``, ``"rnn-linear"``,
+            ``"lstm"``, ``"gru"``, ``"gru-lecture"`` (GRU with ``reset_after=False``) or
+            ``"lstm-ln"`` (layer-normalised LSTM).
         input_size, hidden_size: feature sizes I and H.
-        **kwargs: any other argument of :class:`RNN` / :class:`LSTM` / :class:`GRU`.
+        **kwargs: any other argument of the cell's layer class.
     Returns:
-        The layer (an :class:`RNN`, :class:`LSTM` or :class:`GRU`).
+        The layer (an :class:`RNN`, :class:`LSTM`, :class:`GRU` or :class:`LayerNormLSTM`).
     """
-    if cell == "lstm":
-        return LSTM(input_size, hidden_size, **kwargs)
-    if cell in ("gru", "gru-lecture"):
-        return GRU(input_size, hidden_size, reset_after=cell == "gru", **kwargs)
-    if cell in ("rnn", "rnn-relu", "rnn-linear"):
-        nonlinearity = {"rnn": "tanh", "rnn-relu": "relu", "rnn-linear": "linear"}[cell]
-        return RNN(input_size, hidden_size, nonlinearity=nonlinearity, **kwargs)
-    raise ValueError(f"unknown cell {cell!r} (known: {', '.join(CELL_NAMES)})")
+    spec = cells.get(cell)
+    return _LAYERS[spec.layer](input_size, hidden_size, **dict(spec.layer_options), **kwargs)

@@ -18,7 +18,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-CELLS = ("rnn", "lstm", "gru", "gru-lecture", "rnn-relu", "rnn-linear")
+from rnnlab.nn import CELL_NAMES
+
+CELLS = CELL_NAMES  # the cell registry's names (rnnlab.nn.cells)
 CONNECTIONS = ("none", "residual", "dense", "highway")
 POOLINGS = ("mean", "max", "last")
 
@@ -87,7 +89,8 @@ class ModelConfig:
     """The model options every task's model takes (CLI spellings in brackets).
 
     Attributes:
-        cell: [--cell] rnn | lstm | gru | gru-lecture (also rnn-relu, rnn-linear).
+        cell: [--cell] a registered cell: rnn | rnn-relu | rnn-linear | lstm | gru |
+            gru-lecture | lstm-ln.
         layers: [--layers] number of stacked recurrent layers.
         hidden: [--hidden] hidden size of each layer (per direction).
         embedding: [--embedding] token embedding size (token tasks).

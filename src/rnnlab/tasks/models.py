@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rnnlab.nn import recurrent
+from rnnlab.nn import cells, recurrent
 from rnnlab.tasks.base import ModelConfig, evaluating, model_device
 
 
@@ -26,7 +26,7 @@ def build_recurrent(config: ModelConfig, input_size: int) -> nn.Module:
         "bidirectional": config.bidirectional,
         "connection": config.connection,
     }
-    if config.cell == "lstm":
+    if "forget" in cells.get(config.cell).gates:
         kwargs["forget_bias"] = config.forget_bias
     return recurrent(config.cell, input_size, config.hidden, **kwargs)
 

@@ -8,8 +8,11 @@
 - ``"torch"``: torch's fused kernels, with lengths handled on the padded batch (:mod:`.fused`).
 - ``"bptt"``: hand-written backpropagation through time (:mod:`.bptt`) for recurrences torch has
   no kernel for (the lecture's GRU, the linear RNN), and for torch's GRU on the CPU when one step's
-  recurrent product is small, batch × hidden² ≤ :data:`SMALL_GRU_WORK` — the paths used when the
-  compiled backend is unavailable (or the dtype is not float32).
+  recurrent product is small (the spec's ``bptt_max_work``) — the paths used when the compiled
+  backend is unavailable (or the dtype is not float32).
+
+Which implementations can run a cell is part of its :class:`~rnnlab.nn.cells.CellSpec`; the
+functions here read the spec and never a cell's name.
 
 Transforms the compiled and hand-written kernels cannot follow — ``torch.func``, forward-mode AD,
 tracing and export (``torch.jit.trace``, ONNX, ``torch.export``, ``torch.compile``), autocast, and
@@ -23,20 +26,19 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from rnnlab.nn.kernels import fused, onednn, reference
-from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
 from rnnlab.nn.kernels.sequence import last_valid
 from rnnlab.nn.kernels.weights import DirectionWeights
 
+if TYPE_CHECKING:
+    from rnnlab.nn.cells import CellSpec
+
 IMPLEMENTATIONS = ("auto", "reference", "fused")
-# (mode, reset_after) that the compiled backend runs by default.
-ONEDNN_CELLS = frozenset({("RNN_TANH", True), ("RNN_RELU", True), ("GRU", True), ("GRU", False)})
-SMALL_GRU_WORK = 600_000  # batch × hidden²: below, the hand-written CPU GRU kernel is faster
 _plain_autograd = threading.local()
 
 
@@ -72,17 +74,17 @@ def plain_autograd_required() -> bool:
 
 
 def select_implementation(
-    mode: str, reset_after: bool, impl: str, hooked: bool, *, device_type: str, hidden_size: int,
+    spec: CellSpec, impl: str, hooked: bool, *, device_type: str, hidden_size: int,
     batch_size: int, dtype: torch.dtype = torch.float32,
 ) -> str:
-    """Decide which implementation runs a layer: ``"reference"``, ``"onednn"``, ``"torch"`` or
-    ``"bptt"``.
+    """Decide which implementation runs a layer of cell ``spec``: ``"reference"``, ``"onednn"``,
+    ``"torch"`` or ``"bptt"``.
 
     ``impl`` is the user's request (``"auto"``, ``"reference"``, ``"fused"`` = the fastest
     non-reference path); a state hook needs every step's hidden state, which only the reference
     loop exposes, so it forces the reference. ``device_type`` ("cpu", "cuda", ...) and ``dtype``
-    decide whether the compiled backend applies (float32 CPU); ``hidden_size`` and ``batch_size``
-    choose between torch's GRU kernel and the hand-written one when it does not.
+    decide whether the compiled backend applies (float32 CPU); batch × hidden² is compared with
+    the spec's measured limits (``onednn_max_work``, ``bptt_max_work``).
     """
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -93,24 +95,26 @@ def select_implementation(
         return "reference"
     if impl == "reference":
         return "reference"
-    plain = plain_autograd_required()
+    if plain_autograd_required():
+        return "torch" if spec.torch_kernel is not None else "reference"
+    work = batch_size * hidden_size * hidden_size
+    cpu = device_type == "cpu"
     if (
-        (mode, reset_after) in ONEDNN_CELLS and device_type == "cpu" and dtype == torch.float32
-        and batch_size > 0 and not plain and onednn.available()
+        spec.onednn_code is not None and cpu and dtype == torch.float32 and batch_size > 0
+        and (spec.onednn_max_work is None or work <= spec.onednn_max_work)
+        and onednn.available()
     ):
         return "onednn"
-    if mode == "RNN_LINEAR" or (mode == "GRU" and not reset_after):
-        return "reference" if plain else "bptt"
-    small = batch_size * hidden_size * hidden_size <= SMALL_GRU_WORK
-    if mode == "GRU" and device_type == "cpu" and small and not plain:
+    if spec.bptt is not None and (
+        spec.torch_kernel is None or (cpu and work <= (spec.bptt_max_work or 0))
+    ):
         return "bptt"
-    return "torch"
+    return "torch" if spec.torch_kernel is not None else "reference"
 
 
 def run_direction(
     kind: str,
-    mode: str,
-    reset_after: bool,
+    spec: CellSpec,
     input: Tensor,
     hidden: Tensor,
     cell: Tensor | None,
@@ -125,36 +129,28 @@ def run_direction(
     (T, B, 1), or None. Returns output (T, B, H) (zero past each end), final hidden and cell (B, H).
     """
     if kind == "reference":
-        return reference.run_direction(mode, reset_after, input, hidden, cell, weights, mask, hook)
+        return reference.run_direction(spec, input, hidden, cell, weights, mask, hook)
     if kind == "torch":
-        return fused.run_direction(mode, input, hidden, cell, weights, lengths, mask)
+        return fused.run_direction(spec, input, hidden, cell, weights, lengths, mask)
     if kind == "onednn":
         output, final_hidden, _ = onednn.run_layer(
-            mode, reset_after, input, hidden.unsqueeze(0), None, [weights],
-            functools.partial(_twin, mode, reset_after),
+            spec.onednn_code, input, hidden.unsqueeze(0), None, [weights],
+            functools.partial(_twin, spec),
         )
         final_hidden = final_hidden.squeeze(0)
         if lengths is not None:  # a step only sees the past: valid steps are already right
             final_hidden = last_valid(output, lengths)
             output = output.masked_fill(~mask, 0.0)
         return output, final_hidden, None
-    projection = F.linear(input, weights.weight_ih, weights.bias_ih)  # (T, B, G·H)
-    if mode == "GRU":
-        function = GRUFunction if reset_after else LectureGRUFunction
-        output, hidden = function.apply(
-            projection, hidden, weights.weight_hh, weights.bias_hh, mask
-        )
-    else:
-        output, hidden = ElmanFunction.apply(
-            projection, hidden, weights.weight_hh, weights.bias_hh, mask, mode[4:].lower()
-        )
+    if kind != "bptt":
+        raise ValueError(f"unknown implementation {kind!r}")
+    output, hidden = spec.bptt(spec.project(input, weights), hidden, weights, mask)
     return output, hidden, None
 
 
 def run_layer(
     kind: str,
-    mode: str,
-    reset_after: bool,
+    spec: CellSpec,
     input: Tensor,
     hidden: Tensor,
     cell: Tensor | None,
@@ -164,19 +160,19 @@ def run_layer(
     for full-length batches. input (T, B, I); hidden, cell (D, B, H); ``weights`` one entry per
     direction. Returns output (T, B, D·H), h_n and c_n (D, B, H) (c_n None without a cell)."""
     if kind == "onednn":
-        return onednn.run_layer(mode, reset_after, input, hidden, cell, weights,
-                                functools.partial(_twin, mode, reset_after))
+        return onednn.run_layer(spec.onednn_code, input, hidden, cell, weights,
+                                functools.partial(_twin, spec))
     if kind != "torch":
         raise ValueError(f"run_layer runs the fused kernels 'torch' and 'onednn', not {kind!r}")
     flat = [tensor for direction in weights for tensor in direction.flat()]
     return fused.run_stack(  # train=True tells cuDNN to keep what its backward needs
-        mode, input, hidden, cell, flat, weights[0].bias_ih is not None, 1, 0.0,
+        spec, input, hidden, cell, flat, weights[0].bias_ih is not None, 1, 0.0,
         torch.is_grad_enabled(), len(weights) == 2,
     )
 
 
 def run_stack(
-    mode: str,
+    spec: CellSpec,
     input: Tensor,
     hidden: Tensor,
     cell: Tensor | None,
@@ -189,29 +185,29 @@ def run_stack(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """A whole plain stack in one call of torch's kernel (exactly torch.nn's own path): input
     (T, B, I), hidden/cell (L·D, B, H) -> output (T, B, D·H), h_n, c_n."""
-    return fused.run_stack(mode, input, hidden, cell, flat_weights, has_bias, num_layers,
+    return fused.run_stack(spec, input, hidden, cell, flat_weights, has_bias, num_layers,
                            dropout, training, bidirectional)
 
 
 def _twin(
-    mode: str, reset_after: bool, input: Tensor, hidden: Tensor, cell: Tensor | None,
-    flat: list[Tensor],
+    spec: CellSpec, input: Tensor, hidden: Tensor, cell: Tensor | None, flat: list[Tensor],
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The autograd-differentiable twin of one compiled layer call (same arguments as
-    :func:`onednn.run_layer` takes them, weights flat): torch's kernel, or the reference loop for
-    recurrences torch has none for. Used for double backward."""
+    """The autograd-differentiable twin of one compiled layer call (weights flat, per direction
+    in torch's order): torch's kernel, or the reference loop for cells torch has none for. Used
+    for double backward."""
     directions = hidden.shape[0]
-    if (mode, reset_after) != ("GRU", False):
-        return fused.run_stack(mode, input, hidden, cell, flat, len(flat) // directions == 4, 1,
-                               0.0, True, directions == 2)
+    has_bias = len(flat) // directions == 4
+    if spec.torch_kernel is not None:
+        return fused.run_stack(spec, input, hidden, cell, flat, has_bias, 1, 0.0, True,
+                               directions == 2)
     per_direction = len(flat) // directions
     outputs, finals = [], []
     for direction in range(directions):
         parts = flat[direction * per_direction : (direction + 1) * per_direction]
-        weights = DirectionWeights(*parts, *([None, None] if per_direction == 2 else []))
+        weights = DirectionWeights(*parts, *([None, None] if not has_bias else []))
         ordered = input.flip(0) if direction else input
-        output, final, _ = reference.run_direction(mode, reset_after, ordered, hidden[direction],
-                                                   None, weights, None)
+        output, final, _ = reference.run_direction(spec, ordered, hidden[direction], None,
+                                                   weights, None)
         outputs.append(output.flip(0) if direction else output)
         finals.append(final)
     return torch.cat(outputs, dim=2), torch.stack(finals), None
@@ -219,8 +215,6 @@ def _twin(
 
 __all__ = [
     "IMPLEMENTATIONS",
-    "ONEDNN_CELLS",
-    "SMALL_GRU_WORK",
     "DirectionWeights",
     "autograd_kernels",
     "plain_autograd_required",

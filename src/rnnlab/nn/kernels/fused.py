@@ -17,20 +17,22 @@ Variable lengths on a padded batch:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import _VF, Tensor
 
 from rnnlab.nn.kernels.sequence import last_valid
 from rnnlab.nn.kernels.weights import DirectionWeights
 
+if TYPE_CHECKING:
+    from rnnlab.nn.cells import CellSpec
+
 # Saturates the sigmoid exactly in float16/bfloat16/float32/float64 and fits in float16.
 _SATURATE = 3.0e4
 
-_KERNELS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "GRU": _VF.gru}
-
-
 def run_stack(
-    mode: str,
+    spec: CellSpec,
     input: Tensor,
     hidden: Tensor,
     cell: Tensor | None,
@@ -41,24 +43,25 @@ def run_stack(
     training: bool,
     bidirectional: bool,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """One call of torch's kernel for a whole stack (exactly torch.nn's own path).
+    """One call of torch's kernel ``spec.torch_kernel`` for a whole stack (torch.nn's own path).
 
     input (T, B, I); hidden, cell (L·D, B, H); returns output (T, B, D·H), h_n, c_n (LSTM) or None.
     """
-    if mode == "LSTM":
-        output, hidden, cell = _VF.lstm(
+    kernel = getattr(_VF, spec.torch_kernel)
+    if spec.has_cell_state:
+        output, hidden, cell = kernel(
             input, (hidden, cell), flat_weights, has_bias, num_layers, dropout, training,
             bidirectional, False,
         )
         return output, hidden, cell
-    output, hidden = _KERNELS[mode](
+    output, hidden = kernel(
         input, hidden, flat_weights, has_bias, num_layers, dropout, training, bidirectional, False
     )
     return output, hidden, None
 
 
 def run_direction(
-    mode: str,
+    spec: CellSpec,
     input: Tensor,
     hidden: Tensor,
     cell: Tensor | None,
@@ -74,10 +77,10 @@ def run_direction(
     """
     flat = weights.flat()
     has_bias = weights.bias_ih is not None
-    if mode == "LSTM" and lengths is not None:
+    if spec.has_cell_state and lengths is not None:
         input, flat = _with_cell_freeze(input, flat, mask)
     output, final_hidden, final_cell = run_stack(  # train=True keeps cuDNN's backward possible
-        mode, input, hidden.unsqueeze(0), None if cell is None else cell.unsqueeze(0), flat,
+        spec, input, hidden.unsqueeze(0), None if cell is None else cell.unsqueeze(0), flat,
         has_bias, 1, 0.0, torch.is_grad_enabled(), False,
     )
     final_hidden = final_hidden.squeeze(0)

@@ -45,12 +45,9 @@ SOURCE = Path(__file__).with_name("csrc") / "onednn_rnn.cpp"
 RUNTIME_PACKAGE = "onednn-cpu-gomp"
 DEVEL_PACKAGE = "onednn-devel-cpu-gomp"
 
-# Cell codes of csrc/onednn_rnn.cpp, keyed by (mode, reset_after).
-CELL_CODES = {
-    ("RNN_TANH", True): 0, ("RNN_RELU", True): 1, ("GRU", True): 2, ("GRU", False): 3,
-    ("LSTM", True): 4,
-}
-_GRU_CODES = (2, 3)
+# Cell codes of csrc/onednn_rnn.cpp (a cell's spec names its code).
+RNN_TANH, RNN_RELU, GRU, LECTURE_GRU, LSTM = range(5)
+_GRU_CODES = (GRU, LECTURE_GRU)
 
 
 class CompiledBackendWarning(UserWarning):
@@ -220,12 +217,12 @@ def _from_onednn_gates(weight: Tensor, code: int) -> Tensor:
 
 def _bias(code: int, weights: DirectionWeights, rows: int, size: int, like: Tensor) -> Tensor:
     """oneDNN's bias blocks (Gb, H) from torch's b_ih, b_hh (zeros without bias)."""
-    blocks = 4 if code == 2 else rows // size
+    blocks = 4 if code == GRU else rows // size
     if weights.bias_ih is None:
         return like.new_zeros(blocks, size)
     bias_ih = _to_onednn_gates(weights.bias_ih, code)
     bias_hh = _to_onednn_gates(weights.bias_hh, code)
-    if code == 2:  # lbr_gru: [b_iz + b_hz, b_ir + b_hr, b_in, b_hn]
+    if code == GRU:  # lbr_gru: [b_iz + b_hz, b_ir + b_hr, b_in, b_hn]
         return torch.cat([bias_ih[: 2 * size] + bias_hh[: 2 * size], bias_ih[2 * size :],
                           bias_hh[2 * size :]]).view(4, size)
     return (bias_ih + bias_hh).view(blocks, size)
@@ -233,7 +230,7 @@ def _bias(code: int, weights: DirectionWeights, rows: int, size: int, like: Tens
 
 def _bias_gradients(code: int, grad: Tensor, size: int) -> tuple[Tensor, Tensor]:
     """Gradients of torch's b_ih and b_hh from oneDNN's bias gradient (Gb, H)."""
-    if code == 2:
+    if code == GRU:
         shared = grad[:2].reshape(-1)
         grad_ih = torch.cat([shared, grad[2]])
         grad_hh = torch.cat([shared, grad[3]])
@@ -333,21 +330,19 @@ def _twin_gradients(ctx, grad_output, grad_hidden, grad_cell) -> list[Tensor | N
 
 
 def run_layer(
-    mode: str,
-    reset_after: bool,
+    code: int,
     input: Tensor,
     hidden: Tensor,
     cell: Tensor | None,
     weights: Sequence[DirectionWeights],
     differentiable: Callable,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """One layer, every direction in ``weights`` (1 or 2), on oneDNN.
+    """One layer, every direction in ``weights`` (1 or 2), on oneDNN; ``code`` the cell.
 
     input (T, B, I); hidden, cell (D, B, H); returns output (T, B, D·H), h_n (D, B, H) and c_n
     (D, B, H) for the LSTM, else None. ``differentiable(input, hidden, cell, flat_weights)`` is the
     pure-PyTorch twin used for double backward.
     """
-    code = CELL_CODES[(mode, reset_after)]
     has_bias = weights[0].bias_ih is not None
     flat = [tensor for direction in weights for tensor in direction.flat()]
     cell_in = input.new_empty(0) if cell is None else cell

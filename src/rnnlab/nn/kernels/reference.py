@@ -7,18 +7,19 @@ for all steps is one matrix product before the loop; only the recurrent product 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
-from rnnlab.nn import functional
 from rnnlab.nn.kernels.weights import DirectionWeights
+
+if TYPE_CHECKING:
+    from rnnlab.nn.cells import CellSpec
 
 
 def run_direction(
-    mode: str,
-    reset_after: bool,
+    spec: CellSpec,
     input: Tensor,
     hidden: Tensor,
     cell: Tensor | None,
@@ -29,10 +30,9 @@ def run_direction(
     """Run one direction of one layer forward in time.
 
     Args:
-        mode: "RNN_TANH" | "RNN_RELU" | "RNN_LINEAR" | "LSTM" | "GRU".
-        reset_after: GRU only, see :func:`rnnlab.nn.functional.gru_step`.
+        spec: the cell (its ``project`` and ``step``).
         input: (T, B, I), already in processing order.
-        hidden, cell: initial states (B, H); ``cell`` only for LSTM.
+        hidden, cell: initial states (B, H); ``cell`` only for cells with a cell state.
         weights: this direction's parameters.
         mask: (T, B, 1) boolean valid-step mask, or None when every sequence has length T. Past a
             sequence's end its state is frozen and its output is zero.
@@ -40,24 +40,10 @@ def run_direction(
     Returns:
         output (T, B, H), final hidden (B, H), final cell (B, H) or None.
     """
-    projection = F.linear(input, weights.weight_ih, weights.bias_ih)  # (T, B, G·H)
+    projection = spec.project(input, weights)  # (T, B, G·H)
     outputs = []
-    nonlinearity = mode[4:].lower() if mode.startswith("RNN_") else ""
     for step in range(input.shape[0]):
-        new_cell = None
-        if mode == "LSTM":
-            state = functional.lstm_step(
-                projection[step], hidden, cell, weights.weight_hh, weights.bias_hh
-            )
-            new_hidden, new_cell = state.hidden, state.cell
-        elif mode == "GRU":
-            new_hidden = functional.gru_step(
-                projection[step], hidden, weights.weight_hh, weights.bias_hh, reset_after
-            ).hidden
-        else:
-            new_hidden = functional.rnn_step(
-                projection[step], hidden, weights.weight_hh, weights.bias_hh, nonlinearity
-            )
+        new_hidden, new_cell = spec.step(projection[step], hidden, cell, weights)
         if hook is not None:
             new_hidden = hook(step, new_hidden)
         if mask is None:
