@@ -73,7 +73,7 @@ def interleaved(
     return statistics.median(a), statistics.median(b)
 
 
-def pairs(steps: int, hidden: int, repeats: int) -> int:
+def pair_count(steps: int, hidden: int, repeats: int) -> int:
     """Timed pairs for one shape: fewer for the large, slow ones."""
     return max(5, repeats // 2) if steps * hidden >= 50_000 else 2 * repeats
 
@@ -94,7 +94,7 @@ def standard(repeats: int) -> list[str]:
             theirs = torch_cls(inputs, hidden)
             ours = ours_cls(inputs, hidden)
             ours.load_state_dict(theirs.state_dict())
-            count = pairs(steps, hidden, repeats)
+            count = pair_count(steps, hidden, repeats)
             a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), count)
             rows.append(row(f"{name} T={steps} B={batch} I={inputs} H={hidden}", a, b,
                             f"nn.{name}"))
@@ -128,7 +128,7 @@ def lecture(repeats: int) -> list[str]:
         theirs = nn.GRU(inputs, hidden)
         ours = rnnlab.GRU(inputs, hidden, reset_after=False)
         ours.load_state_dict(theirs.state_dict())
-        count = pairs(steps, hidden, repeats)
+        count = pair_count(steps, hidden, repeats)
         a, b = interleaved(fwd_bwd(ours, x), fwd_bwd(theirs, x), count)
         rows.append(row(f"lecture GRU T={steps} B={batch} I={inputs} H={hidden}", a, b, "nn.GRU"))
     return rows
@@ -139,7 +139,7 @@ def gru_vs_lstm(repeats: int) -> list[str]:
     rows = []
     for steps, batch, inputs, hidden in SHAPES:
         x = torch.randn(steps, batch, inputs)
-        count = pairs(steps, hidden, repeats)
+        count = pair_count(steps, hidden, repeats)
         a, b = interleaved(fwd_bwd(rnnlab.GRU(inputs, hidden), x),
                            fwd_bwd(rnnlab.LSTM(inputs, hidden), x), count)
         rows.append(row(f"GRU vs LSTM T={steps} B={batch} I={inputs} H={hidden}", a, b,
@@ -163,10 +163,10 @@ def onednn_lstm(repeats: int) -> list[str]:
         def extension(layer: nn.LSTM = theirs, x: torch.Tensor = x, zeros: torch.Tensor = zeros,
                       weights: list = weights) -> None:
             layer.zero_grad(set_to_none=True)
-            output, final, cell = onednn.run_layer("LSTM", True, x, zeros, zeros, weights, None)
+            output, final, cell = onednn.run_layer(onednn.LSTM, x, zeros, zeros, weights, None)
             (output.sum() + final.sum() + cell.sum()).backward()
 
-        count = pairs(steps, hidden, repeats)
+        count = pair_count(steps, hidden, repeats)
         a, b = interleaved(extension, fwd_bwd(theirs, x), count)
         rows.append(row(f"oneDNN LSTM (extension) T={steps} B={batch} I={inputs} H={hidden}",
                         a, b, "nn.LSTM"))
@@ -211,7 +211,7 @@ def gru_kernel(repeats: int) -> list[str]:
             )
             (output.sum() + final.sum()).backward()
 
-        count = pairs(steps, hidden, repeats)
+        count = pair_count(steps, hidden, repeats)
         a, b = interleaved(kernel, fwd_bwd(theirs, x), count)
         name = f"GRU kernel T={steps} B={batch} I={inputs} H={hidden} (B·H²={batch * hidden**2})"
         rows.append(row(name, a, b, "nn.GRU"))
@@ -225,7 +225,7 @@ def layer_norm(repeats: int) -> list[str]:
     for steps, batch, inputs, hidden in SHAPES[1:]:
         x = torch.randn(steps, batch, inputs)
         a, b = interleaved(fwd_bwd(rnnlab.LayerNormLSTM(inputs, hidden), x),
-                           fwd_bwd(nn.LSTM(inputs, hidden), x), pairs(steps, hidden, repeats))
+                           fwd_bwd(nn.LSTM(inputs, hidden), x), pair_count(steps, hidden, repeats))
         rows.append(row(f"LayerNormLSTM T={steps} B={batch} I={inputs} H={hidden}", a, b,
                         "nn.LSTM"))
     return rows

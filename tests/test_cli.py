@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import rnnlab
+from cli_testing import run_cli
 from rnnlab.cli import main
 
 
@@ -43,3 +45,24 @@ def test_console_script_module_entry() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"rnnlab {rnnlab.__version__}"
+
+
+def test_info_names_the_implementation_of_every_cell(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnlab.nn import cells
+    from rnnlab.nn.kernels import onednn
+
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0 and f"torch {torch.__version__}" in out
+    assert ("compiled backend: available" if onednn.status().available
+            else "compiled backend: unavailable") in out
+    for name in cells.CELL_NAMES:
+        assert any(line.split()[:1] == [name] for line in out.splitlines()), name
+
+    unavailable = onednn.Status(False, "no compiler here")
+    monkeypatch.setattr(onednn, "_status", unavailable)
+    monkeypatch.setattr(onednn.available, "warned", True, raising=False)
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0 and "unavailable (no compiler here)" in out
+    gru = next(line for line in out.splitlines() if line.split()[:1] == ["gru-lecture"])
+    assert gru.split()[1] == "bptt"  # the hand-written kernel is what runs without it

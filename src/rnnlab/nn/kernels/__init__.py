@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.nn.kernels import fused, onednn, reference
+from rnnlab.nn.kernels.fused import run_stack  # a whole plain stack in one call of torch's kernel
 from rnnlab.nn.kernels.sequence import last_valid
 from rnnlab.nn.kernels.weights import DirectionWeights
 
@@ -169,24 +170,6 @@ def run_layer(
         spec, input, hidden, cell, flat, weights[0].bias_ih is not None, 1, 0.0,
         torch.is_grad_enabled(), len(weights) == 2,
     )
-
-
-def run_stack(
-    spec: CellSpec,
-    input: Tensor,
-    hidden: Tensor,
-    cell: Tensor | None,
-    flat_weights: list[Tensor],
-    has_bias: bool,
-    num_layers: int,
-    dropout: float,
-    training: bool,
-    bidirectional: bool,
-) -> tuple[Tensor, Tensor, Tensor | None]:
-    """A whole plain stack in one call of torch's kernel (exactly torch.nn's own path): input
-    (T, B, I), hidden/cell (L·D, B, H) -> output (T, B, D·H), h_n, c_n."""
-    return fused.run_stack(spec, input, hidden, cell, flat_weights, has_bias, num_layers,
-                           dropout, training, bidirectional)
 
 
 def _twin(

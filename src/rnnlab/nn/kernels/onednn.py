@@ -60,13 +60,15 @@ class Status:
 
     ``available``: it is built and loaded; ``reason``: one line (where it was built, or why it is
     unavailable); ``onednn_version``: the loaded library's version; ``build_seconds``: time spent
-    compiling in this process (0.0 when the cache was used), None when nothing was loaded.
+    compiling in this process (0.0 when the cache was used), None when nothing was loaded;
+    ``turned_off``: the user turned it off (``RNNLAB_ONEDNN=0``), so there is nothing to warn of.
     """
 
     available: bool
     reason: str
     onednn_version: str | None = None
     build_seconds: float | None = None
+    turned_off: bool = False
 
 
 _lock = threading.Lock()
@@ -118,7 +120,7 @@ def cache_dir() -> Path:
 
 def _build() -> Status:
     if os.environ.get("RNNLAB_ONEDNN", "1").strip().lower() in ("0", "false", "off", "no"):
-        return Status(False, "turned off by RNNLAB_ONEDNN=0")
+        return Status(False, "turned off by RNNLAB_ONEDNN=0", turned_off=True)
     if not sys.platform.startswith("linux"):
         return Status(False, f"built for Linux only (this is {sys.platform})")
     include, lib, version = _locate_onednn()
@@ -181,7 +183,7 @@ def available() -> bool:
     current = status()
     if not current.available and not getattr(available, "warned", False):
         available.warned = True
-        if "turned off" not in current.reason:
+        if not current.turned_off:
             warnings.warn(
                 f"rnnlab: the compiled oneDNN backend is unavailable ({current.reason}); "
                 "layers use the pure-PyTorch kernels (same results, slower on the CPU)",
