@@ -264,3 +264,8 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
     assert not onednn.status().available and "no compiler here" in onednn.status().reason
     with onednn.disabled():
         assert_close(output, layer(sequence)[0])
+
+
+def test_input_and_weight_dtypes_must_agree():
+    with pytest.raises(ValueError, match=r"input is torch\.float32 .* weights are torch\.float64"):
+        rnnlab.GRU(INPUT, HIDDEN).double()(torch.randn(STEPS, BATCH, INPUT))

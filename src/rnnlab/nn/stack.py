@@ -197,6 +197,13 @@ class RecurrentStack(nn.Module):
         state_hook: StateHook | None,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Time-major core: sequence (T, B, I), states (L·D, B, H) -> output, h_n, c_n."""
+        weight = self.weight_ih_l0
+        if sequence.dtype != weight.dtype or sequence.device != weight.device:
+            raise ValueError(
+                f"the input is {sequence.dtype} on {sequence.device} but the weights are "
+                f"{weight.dtype} on {weight.device}; convert the input (input.to(...)) or the "
+                "layer (layer.to(...))"
+            )
         kind = kernels.select_implementation(
             self.spec, self.impl, state_hook is not None,
             device_type=sequence.device.type, hidden_size=self.hidden_size,
