@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnlab.nn import kernels
 from rnnlab.nn._checks import check_lengths, initial_state, time_major
 from rnnlab.nn._init import add_forget_bias, check_size, reset_recurrent_parameters
-from rnnlab.nn.cells import CellSpec, ExtraParameter
+from rnnlab.nn.cells import CellSpec
 from rnnlab.nn.connections import CONNECTIONS, layer_input_sizes, make_connection
 from rnnlab.nn.kernels.sequence import reversal_index, reverse_within_lengths, step_mask
 
@@ -102,21 +102,17 @@ class RecurrentStack(nn.Module):
                 if name.startswith("bias_ih"):
                     add_forget_bias(getattr(self, name), self.hidden_size, self.forget_bias)
         with torch.no_grad():
-            for name, parameter in self.named_parameters(recurse=False):
-                extra = self._extra_parameter(name)
-                if extra is not None:
-                    parameter.fill_(extra.value)
+            for layer in range(self.num_layers):
+                for direction in range(self.num_directions):
+                    values = self.direction_weights(layer, direction).extra
+                    for extra, parameter in zip(self.spec.extra_parameters, values, strict=True):
+                        parameter.fill_(extra.value)
         for module in self.connections or ():
             module.reset_parameters()
 
     @property
     def _flat_weights(self) -> list[Tensor]:
         return [getattr(self, name) for name in self._flat_weights_names]
-
-    def _extra_parameter(self, name: str) -> ExtraParameter | None:
-        """The spec's extra parameter that the registered parameter ``name`` is, or None."""
-        base = name.rsplit("_l", 1)[0]
-        return next((e for e in self.spec.extra_parameters if e.name == base), None)
 
     def direction_weights(self, layer: int, direction: int = 0) -> kernels.DirectionWeights:
         """The parameters of one layer and direction (``weight_ih``, ``weight_hh``, biases, and

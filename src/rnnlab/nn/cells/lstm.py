@@ -2,6 +2,7 @@ r"""The LSTM: its step, its torch.nn-style cell, and the cell ``lstm``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -24,16 +25,19 @@ class LSTMState(NamedTuple):
     output_gate: Tensor
 
 
-def lstm_gates(pre_activations: Tensor, cell: Tensor) -> LSTMState:
+def lstm_gates(
+    pre_activations: Tensor, cell: Tensor, cell_norm: Callable[[Tensor], Tensor] | None = None
+) -> LSTMState:
     """The LSTM's gates and state update from the summed pre-activations (B, 4H) in torch's
-    order (i, f, c̃, o) and c_{t-1} (B, H); see :func:`lstm_step`."""
+    order (i, f, c̃, o) and c_{t-1} (B, H); see :func:`lstm_step`. ``cell_norm`` is applied to c_t
+    before the output tanh (the layer-normalised LSTM's LN), if given."""
     input_pre, forget_pre, candidate_pre, output_pre = pre_activations.chunk(4, dim=1)
     input_gate = torch.sigmoid(input_pre)
     forget_gate = torch.sigmoid(forget_pre)
     candidate = torch.tanh(candidate_pre)
     output_gate = torch.sigmoid(output_pre)
     cell = forget_gate * cell + input_gate * candidate
-    hidden = output_gate * torch.tanh(cell)
+    hidden = output_gate * torch.tanh(cell if cell_norm is None else cell_norm(cell))
     return LSTMState(hidden, cell, input_gate, forget_gate, candidate, output_gate)
 
 

@@ -1,4 +1,4 @@
-r"""The layer-normalised LSTM (Ba, Kiros & Hinton 2016, §A/eq. 20-22): its step, its cell
+r"""The layer-normalised LSTM (Ba, Kiros & Hinton 2016): its step, its cell
 module and the cell ``lstm-ln``.
 
 .. math::
@@ -62,9 +62,8 @@ def layer_norm_lstm_step(
     recurrent = _norm(hidden @ weights.weight_hh.t(), hidden_weight, hidden_bias)  # (B, 4H)
     if weights.bias_hh is not None:
         recurrent = recurrent + weights.bias_hh
-    state = lstm_gates(input_projection + recurrent, cell)
-    hidden = state.output_gate * torch.tanh(_norm(state.cell, cell_weight, cell_bias))
-    return state._replace(hidden=hidden)
+    return lstm_gates(input_projection + recurrent, cell,
+                      lambda new_cell: _norm(new_cell, cell_weight, cell_bias))
 
 
 class LayerNormLSTMCell(LSTMCell):

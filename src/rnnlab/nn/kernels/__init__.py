@@ -33,7 +33,7 @@ from torch import Tensor
 
 from rnnlab.nn.kernels import fused, onednn, reference
 from rnnlab.nn.kernels.fused import run_stack  # a whole plain stack in one call of torch's kernel
-from rnnlab.nn.kernels.sequence import last_valid
+from rnnlab.nn.kernels.sequence import finish_padded
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 if TYPE_CHECKING:
@@ -139,9 +139,8 @@ def run_direction(
             functools.partial(_twin, spec),
         )
         final_hidden = final_hidden.squeeze(0)
-        if lengths is not None:  # a step only sees the past: valid steps are already right
-            final_hidden = last_valid(output, lengths)
-            output = output.masked_fill(~mask, 0.0)
+        if lengths is not None:
+            output, final_hidden = finish_padded(output, lengths, mask)
         return output, final_hidden, None
     if kind != "bptt":
         raise ValueError(f"unknown implementation {kind!r}")
@@ -173,24 +172,19 @@ def run_layer(
 
 
 def _twin(
-    spec: CellSpec, input: Tensor, hidden: Tensor, cell: Tensor | None, flat: list[Tensor],
+    spec: CellSpec, input: Tensor, hidden: Tensor, cell: Tensor | None,
+    weights: list[DirectionWeights],
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The autograd-differentiable twin of one compiled layer call (weights flat, per direction
-    in torch's order): torch's kernel, or the reference loop for cells torch has none for. Used
+    """The autograd-differentiable twin of one compiled layer call (same arguments as
+    :func:`run_layer`): torch's kernel, or the reference loop for cells torch has none for. Used
     for double backward."""
-    directions = hidden.shape[0]
-    has_bias = len(flat) // directions == 4
     if spec.torch_kernel is not None:
-        return fused.run_stack(spec, input, hidden, cell, flat, has_bias, 1, 0.0, True,
-                               directions == 2)
-    per_direction = len(flat) // directions
+        return run_layer("torch", spec, input, hidden, cell, weights)
     outputs, finals = [], []
-    for direction in range(directions):
-        parts = flat[direction * per_direction : (direction + 1) * per_direction]
-        weights = DirectionWeights(*parts, *([None, None] if not has_bias else []))
+    for direction, direction_weights in enumerate(weights):
         ordered = input.flip(0) if direction else input
         output, final, _ = reference.run_direction(spec, ordered, hidden[direction], None,
-                                                   weights, None)
+                                                   direction_weights, None)
         outputs.append(output.flip(0) if direction else output)
         finals.append(final)
     return torch.cat(outputs, dim=2), torch.stack(finals), None

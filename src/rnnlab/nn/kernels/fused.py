@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import _VF, Tensor
 
-from rnnlab.nn.kernels.sequence import last_valid
+from rnnlab.nn.kernels.sequence import finish_padded
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 if TYPE_CHECKING:
@@ -86,8 +86,7 @@ def run_direction(
     final_hidden = final_hidden.squeeze(0)
     final_cell = None if final_cell is None else final_cell.squeeze(0)
     if lengths is not None:
-        final_hidden = last_valid(output, lengths)
-        output = output.masked_fill(~mask, 0.0)
+        output, final_hidden = finish_padded(output, lengths, mask)
     return output, final_hidden, final_cell
 
 

@@ -58,16 +58,13 @@ class CompiledBackendWarning(UserWarning):
 class Status:
     """Whether the compiled backend runs here, and why not.
 
-    ``available``: it is built and loaded; ``reason``: one line (where it was built, or why it is
-    unavailable); ``onednn_version``: the loaded library's version; ``build_seconds``: time spent
-    compiling in this process (0.0 when the cache was used), None when nothing was loaded;
-    ``turned_off``: the user turned it off (``RNNLAB_ONEDNN=0``), so there is nothing to warn of.
+    ``available``: it is built and loaded; ``reason``: one line (the oneDNN version and where it
+    was built or found, or why it is unavailable); ``turned_off``: the user turned it off
+    (``RNNLAB_ONEDNN=0``), so there is nothing to warn of.
     """
 
     available: bool
     reason: str
-    onednn_version: str | None = None
-    build_seconds: float | None = None
     turned_off: bool = False
 
 
@@ -151,7 +148,7 @@ def _build() -> Status:
     seconds = 0.0 if built else time.perf_counter() - start
     loaded = torch.ops.rnnlab_onednn.version()
     where = "cached" if built else f"compiled in {seconds:.0f} s"
-    return Status(True, f"oneDNN {loaded} ({where}, {directory})", loaded, seconds)
+    return Status(True, f"oneDNN {loaded} ({where}, {directory})")
 
 
 def status() -> Status:
@@ -160,6 +157,8 @@ def status() -> Status:
     Never raises: a failed build is reported in the returned :class:`Status`.
     """
     global _status
+    if _status is not None:  # every layer call asks: no lock once it is known
+        return _status
     with _lock:
         if _status is None:
             try:
@@ -204,26 +203,30 @@ def disabled() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- the operation
-def _to_onednn_gates(weight: Tensor, code: int) -> Tensor:
-    """torch's gate blocks (r, z, n) -> oneDNN's (z, r, n) along dim 0; others unchanged."""
+def _swap_gates(weight: Tensor, code: int) -> Tensor:
+    """torch's GRU gate blocks (r, z, n) <-> oneDNN's (z, r, n) along dim 0 (the swap is its own
+    inverse, so it serves both ways); other cells' blocks are unchanged."""
     if code not in _GRU_CODES:
         return weight
     reset, keep, new = weight.chunk(3, dim=0)
     return torch.cat([keep, reset, new])
 
 
-def _from_onednn_gates(weight: Tensor, code: int) -> Tensor:
-    """Inverse of :func:`_to_onednn_gates` (the swap is its own inverse)."""
-    return _to_onednn_gates(weight, code)
+def _split(flat: Sequence[Tensor], directions: int, has_bias: bool) -> list[DirectionWeights]:
+    """torch's flat per-direction weight list -> one DirectionWeights per direction."""
+    per_direction = 4 if has_bias else 2
+    return [DirectionWeights(*flat[d * per_direction : (d + 1) * per_direction],
+                             *([] if has_bias else [None, None]))
+            for d in range(directions)]
 
 
-def _bias(code: int, weights: DirectionWeights, rows: int, size: int, like: Tensor) -> Tensor:
+def _bias(code: int, weights: DirectionWeights, size: int) -> Tensor:
     """oneDNN's bias blocks (Gb, H) from torch's b_ih, b_hh (zeros without bias)."""
-    blocks = 4 if code == GRU else rows // size
+    blocks = 4 if code == GRU else weights.weight_ih.shape[0] // size
     if weights.bias_ih is None:
-        return like.new_zeros(blocks, size)
-    bias_ih = _to_onednn_gates(weights.bias_ih, code)
-    bias_hh = _to_onednn_gates(weights.bias_hh, code)
+        return weights.weight_ih.new_zeros(blocks, size)
+    bias_ih = _swap_gates(weights.bias_ih, code)
+    bias_hh = _swap_gates(weights.bias_hh, code)
     if code == GRU:  # lbr_gru: [b_iz + b_hz, b_ir + b_hr, b_in, b_hn]
         return torch.cat([bias_ih[: 2 * size] + bias_hh[: 2 * size], bias_ih[2 * size :],
                           bias_hh[2 * size :]]).view(4, size)
@@ -239,7 +242,7 @@ def _bias_gradients(code: int, grad: Tensor, size: int) -> tuple[Tensor, Tensor]
     else:
         grad_ih = grad.reshape(-1)
         grad_hh = grad_ih.clone()
-    return _from_onednn_gates(grad_ih, code), _from_onednn_gates(grad_hh, code)
+    return _swap_gates(grad_ih, code), _swap_gates(grad_hh, code)
 
 
 class OneDNNLayer(torch.autograd.Function):
@@ -248,21 +251,18 @@ class OneDNNLayer(torch.autograd.Function):
 
     Returns output (T, B, D·H), final hidden (D, B, H) and final cell (D, B, H) (an empty tensor
     for cells without one). Double backward (``create_graph=True``) recomputes the layer with
-    ``differentiable`` — a pure-PyTorch twin with the same arguments — and differentiates that.
+    ``differentiable(input, hidden, cell or None, weights per direction)`` — a pure-PyTorch twin
+    — and differentiates that.
     """
 
     @staticmethod
     def forward(ctx, code: int, differentiable: Callable, has_bias: bool, input: Tensor,
                 hidden: Tensor, cell: Tensor, *weights: Tensor):
         directions, _, size = hidden.shape
-        per_direction = 4 if has_bias else 2
-        split = [DirectionWeights(*weights[d * per_direction : (d + 1) * per_direction],
-                                  *([None, None] if not has_bias else []))
-                 for d in range(directions)]
-        rows = split[0].weight_ih.shape[0]
-        layer_goi = torch.stack([_to_onednn_gates(w.weight_ih, code) for w in split])  # (D, GH, I)
-        iter_goi = torch.stack([_to_onednn_gates(w.weight_hh, code) for w in split])  # (D, GH, H)
-        bias = torch.stack([_bias(code, w, rows, size, input) for w in split]).contiguous()
+        split = _split(weights, directions, has_bias)
+        layer_goi = torch.stack([_swap_gates(w.weight_ih, code) for w in split])  # (D, GH, I)
+        iter_goi = torch.stack([_swap_gates(w.weight_hh, code) for w in split])  # (D, GH, H)
+        bias = torch.stack([_bias(code, w, size) for w in split])  # (D, Gb, H)
         training = any(ctx.needs_input_grad)
         input, hidden, cell = input.contiguous(), hidden.contiguous(), cell.contiguous()
         output, final_hidden, final_cell, workspace = torch.ops.rnnlab_onednn.forward(
@@ -272,9 +272,8 @@ class OneDNNLayer(torch.autograd.Function):
         if final_cell is None:  # cells without a cell state
             final_cell = hidden.new_empty(0)
         if training:
-            ctx.save_for_backward(input, hidden, cell, layer_goi.contiguous(),
-                                  iter_goi.contiguous(), bias, output, final_hidden, final_cell,
-                                  workspace, *weights)
+            ctx.save_for_backward(input, hidden, cell, layer_goi, iter_goi, bias, output,
+                                  final_hidden, final_cell, workspace, *weights)
             ctx.code, ctx.has_bias, ctx.differentiable = code, has_bias, differentiable
         return output, final_hidden, final_cell
 
@@ -296,8 +295,8 @@ class OneDNNLayer(torch.autograd.Function):
         )
         grads: list[Tensor] = []
         for direction in range(directions):
-            grads.append(_from_onednn_gates(grad_layer[direction].flatten(1).t(), code))
-            grads.append(_from_onednn_gates(grad_iter[direction].flatten(1).t(), code))
+            grads.append(_swap_gates(grad_layer[direction].flatten(1).t(), code))
+            grads.append(_swap_gates(grad_iter[direction].flatten(1).t(), code))
             if ctx.has_bias:
                 grads.extend(_bias_gradients(code, grad_bias[direction], size))
         grad_cell_out = grad_initial_cell if cell.numel() else None
@@ -319,7 +318,8 @@ def _twin_gradients(ctx, grad_output, grad_hidden, grad_cell) -> list[Tensor | N
     inputs = [input, hidden, cell, *weights]
     needs = list(ctx.needs_input_grad[3:])
     output, final_hidden, final_cell = ctx.differentiable(
-        input, hidden, cell if cell.numel() else None, list(weights)
+        input, hidden, cell if cell.numel() else None,
+        _split(weights, hidden.shape[0], ctx.has_bias),
     )
     outputs, grads = [output, final_hidden], [grad_output, grad_hidden]
     if final_cell is not None:
@@ -342,7 +342,7 @@ def run_layer(
     """One layer, every direction in ``weights`` (1 or 2), on oneDNN; ``code`` the cell.
 
     input (T, B, I); hidden, cell (D, B, H); returns output (T, B, D·H), h_n (D, B, H) and c_n
-    (D, B, H) for the LSTM, else None. ``differentiable(input, hidden, cell, flat_weights)`` is the
+    (D, B, H) for the LSTM, else None. ``differentiable(input, hidden, cell, weights)`` is the
     pure-PyTorch twin used for double backward.
     """
     has_bias = weights[0].bias_ih is not None

@@ -28,6 +28,13 @@ def reverse_within_lengths(sequence: Tensor, index: Tensor) -> Tensor:
     return sequence.gather(0, index.unsqueeze(2).expand_as(sequence))
 
 
+def finish_padded(output: Tensor, lengths: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """After a fused kernel ran over a padded batch in processing order (a step only sees the
+    past, so valid steps are already right): the output (T, B, H) zeroed past each end, and the
+    final hidden state (B, H) read at each sequence's last valid step."""
+    return output.masked_fill(~mask, 0.0), last_valid(output, lengths)
+
+
 def last_valid(sequence: Tensor, lengths: Tensor) -> Tensor:
     """Each sequence's value at its last valid step: (T, B, F) -> (B, F)."""
     batch = torch.arange(sequence.shape[1], device=sequence.device)
