@@ -127,28 +127,18 @@ struct Primitives {
       case RNN_TANH:
       case RNN_RELU: {
         auto pd = dnnl::vanilla_rnn_forward::primitive_desc(
-            engine, prop, activation_of(s.cell), dir, d.src_layer, d.src_iter, d.any_weights_layer,
-            d.any_weights_iter, d.bias, d.dst_layer, d.dst_iter);
+            engine, prop, activation_of(s.cell), dir, d.src_layer, d.src_iter,
+            d.any_weights_layer, d.any_weights_iter, d.bias, d.dst_layer, d.dst_iter);
         forward = dnnl::vanilla_rnn_forward(pd);
         forward_pd = pd;
         break;
       }
-      case GRU: {
-        auto pd = dnnl::lbr_gru_forward::primitive_desc(
-            engine, prop, dir, d.src_layer, d.src_iter, d.any_weights_layer, d.any_weights_iter, d.bias,
-            d.dst_layer, d.dst_iter);
-        forward = dnnl::lbr_gru_forward(pd);
-        forward_pd = pd;
+      case GRU:
+        build_gru_forward<dnnl::lbr_gru_forward>(prop, dir);
         break;
-      }
-      case LECTURE_GRU: {
-        auto pd = dnnl::gru_forward::primitive_desc(
-            engine, prop, dir, d.src_layer, d.src_iter, d.any_weights_layer, d.any_weights_iter, d.bias,
-            d.dst_layer, d.dst_iter);
-        forward = dnnl::gru_forward(pd);
-        forward_pd = pd;
+      case LECTURE_GRU:
+        build_gru_forward<dnnl::gru_forward>(prop, dir);
         break;
-      }
       case LSTM: {
         auto pd = dnnl::lstm_forward::primitive_desc(
             engine, prop, dir, d.src_layer, d.src_iter, d.src_iter_c, d.any_weights_layer,
@@ -160,6 +150,27 @@ struct Primitives {
       default:
         TORCH_CHECK(false, "rnnlab_onednn: unknown cell code ", s.cell);
     }
+  }
+
+  // lbr_gru (torch's GRU) and vanilla_gru (the lecture's) take the same arguments.
+  template <typename Forward>
+  void build_gru_forward(dnnl::prop_kind prop, dnnl::rnn_direction dir) {
+    typename Forward::primitive_desc pd(cpu_engine(), prop, dir, d.src_layer, d.src_iter,
+                                        d.any_weights_layer, d.any_weights_iter, d.bias,
+                                        d.dst_layer, d.dst_iter);
+    forward = Forward(pd);
+    forward_pd = pd;
+  }
+
+  template <typename Forward, typename Backward>
+  void build_gru_backward(dnnl::rnn_direction dir) {
+    typename Forward::primitive_desc hint(forward_pd.get());
+    typename Backward::primitive_desc pd(
+        cpu_engine(), dnnl::prop_kind::backward, dir, d.src_layer, d.src_iter,
+        d.any_weights_layer, d.any_weights_iter, d.bias, d.dst_layer, d.dst_iter, d.src_layer,
+        d.src_iter, d.weights_layer, d.weights_iter, d.bias, d.dst_layer, d.dst_iter, hint);
+    backward = Backward(pd);
+    backward_pd = pd;
   }
 
   void build_backward() {
@@ -181,26 +192,12 @@ struct Primitives {
         backward_pd = pd;
         break;
       }
-      case GRU: {
-        auto hint = dnnl::lbr_gru_forward::primitive_desc(forward_pd.get());
-        auto pd = dnnl::lbr_gru_backward::primitive_desc(
-            engine, prop, dir, d.src_layer, d.src_iter, d.any_weights_layer, d.any_weights_iter,
-            d.bias, d.dst_layer, d.dst_iter, d.src_layer, d.src_iter, d.weights_layer,
-            d.weights_iter, d.bias, d.dst_layer, d.dst_iter, hint);
-        backward = dnnl::lbr_gru_backward(pd);
-        backward_pd = pd;
+      case GRU:
+        build_gru_backward<dnnl::lbr_gru_forward, dnnl::lbr_gru_backward>(dir);
         break;
-      }
-      case LECTURE_GRU: {
-        auto hint = dnnl::gru_forward::primitive_desc(forward_pd.get());
-        auto pd = dnnl::gru_backward::primitive_desc(
-            engine, prop, dir, d.src_layer, d.src_iter, d.any_weights_layer, d.any_weights_iter,
-            d.bias, d.dst_layer, d.dst_iter, d.src_layer, d.src_iter, d.weights_layer,
-            d.weights_iter, d.bias, d.dst_layer, d.dst_iter, hint);
-        backward = dnnl::gru_backward(pd);
-        backward_pd = pd;
+      case LECTURE_GRU:
+        build_gru_backward<dnnl::gru_forward, dnnl::gru_backward>(dir);
         break;
-      }
       case LSTM: {
         auto hint = dnnl::lstm_forward::primitive_desc(forward_pd.get());
         auto pd = dnnl::lstm_backward::primitive_desc(
@@ -313,7 +310,8 @@ std::vector<at::Tensor> forward(int64_t cell, const at::Tensor& input, const at:
   at::Tensor workspace;
   if (training) {
     const auto desc = prims->forward_pd.workspace_desc();
-    workspace = at::empty({static_cast<int64_t>(desc.get_size())}, input.options().dtype(at::kByte));
+    workspace = at::empty({static_cast<int64_t>(desc.get_size())},
+                          input.options().dtype(at::kByte));
     args.emplace(DNNL_ARG_WORKSPACE, memory(desc, cpu_engine(), workspace.data_ptr()));
   }
   execute(prims->forward, stream, std::move(args));
