@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import warnings
 
 import torch
 
@@ -54,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(name) for name in cells.CELL_NAMES)
     for name in cells.CELL_NAMES:
         spec = cells.get(name)
-        kind = kernels.select_implementation(
-            spec, "auto", False, device_type="cpu", hidden_size=EXAMPLE_HIDDEN,
-            batch_size=EXAMPLE_BATCH, dtype=torch.float32,
-        )
+        with warnings.catch_warnings():  # the reason is printed above; no warning on top
+            warnings.simplefilter("ignore", onednn.CompiledBackendWarning)
+            kind = kernels.select_implementation(
+                spec, "auto", False, device_type="cpu", hidden_size=EXAMPLE_HIDDEN,
+                batch_size=EXAMPLE_BATCH, dtype=torch.float32,
+            )
         print(f"  {name:<{width}}  {kind:<9}  (can run: {', '.join(spec.implementations)})")
     print("implementations: " + "; ".join(f"{kind}: {text}" for kind, text in DESCRIPTIONS.items()))
     return 0
