@@ -213,7 +213,8 @@ def test_dropout_only_in_training(cell):
 
 
 def test_dropout_is_not_applied_after_the_last_layer():
-    layer = rnnlab.GRU(INPUT, HIDDEN, num_layers=1, dropout=0.9).train()
+    with pytest.warns(UserWarning, match="dropout option adds dropout after all but last"):
+        layer = rnnlab.GRU(INPUT, HIDDEN, num_layers=1, dropout=0.9).train()
     sequence = torch.randn(STEPS, BATCH, INPUT)
     assert_close(layer(sequence)[0], layer.eval()(sequence)[0])
 

@@ -267,5 +267,6 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatc
 
 
 def test_input_and_weight_dtypes_must_agree():
-    with pytest.raises(ValueError, match=r"input is torch\.float32 .* weights are torch\.float64"):
+    with pytest.raises(rnnlab.InputError,
+                       match=r"RNN input dtype \(torch\.float32\) does not match weight dtype"):
         rnnlab.GRU(INPUT, HIDDEN).double()(torch.randn(STEPS, BATCH, INPUT))

@@ -30,8 +30,31 @@ def add_forget_bias(bias_ih: Tensor, hidden_size: int, forget_bias: float) -> No
         bias_ih[hidden_size : 2 * hidden_size] += forget_bias
 
 
-def check_size(name: str, value: object) -> int:
-    """Return ``value`` if it is a positive int, else raise a ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def check_size(name: str, value: object, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int of at least ``minimum``; else raise, in torch.nn's words,
+    a TypeError (not an int; rnnlab also refuses bools) or a ValueError (too small)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__} ({value!r})")
+    if value < minimum:
+        wanted = "greater than zero" if minimum == 1 else f"at least {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return value
+
+
+def check_flag(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool; else raise a TypeError in torch.nn's words
+    (``batch_first="False"`` is a non-empty string, so truthy: taking it as True would silently
+    do the opposite)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__} "
+                        f"({value!r})")
+    return value
+
+
+def check_number(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite real number (not a bool); else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)

@@ -17,6 +17,7 @@ automatically).
 from __future__ import annotations
 
 from rnnlab.nn import cells
+from rnnlab.nn._init import check_flag
 from rnnlab.nn.stack import RecurrentStack
 
 
@@ -25,7 +26,8 @@ class RNN(RecurrentStack):
 
     Args (as torch.nn.RNN): input_size, hidden_size, num_layers=1, nonlinearity="tanh",
     bias=True, batch_first=False, dropout=0.0, bidirectional=False; extensions (keyword-only):
-    ``nonlinearity="linear"`` (identity activation), ``connection``, ``impl``.
+    ``nonlinearity="linear"`` (identity activation), ``connection``, ``impl``. ``proj_size``
+    is accepted for torch.nn's signature and must be 0 (only the LSTM projects).
     Shapes: see :meth:`forward`; returns ``(output, h_n)``.
     """
 
@@ -42,17 +44,18 @@ class RNN(RecurrentStack):
         *,
         connection: str = "none",
         impl: str = "auto",
+        proj_size: int = 0,
         device=None,
         dtype=None,
     ) -> None:
         if nonlinearity not in _RNN_CELLS:
-            raise ValueError(f"nonlinearity must be one of {tuple(_RNN_CELLS)}, got "
-                             f"{nonlinearity!r}")
+            raise ValueError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh', 'relu' "
+                             "or 'linear'.")
         self.nonlinearity = nonlinearity
         super().__init__(
             cells.get(_RNN_CELLS[nonlinearity]), input_size, hidden_size, num_layers, bias,
-            batch_first, dropout, bidirectional, connection=connection, impl=impl, device=device,
-            dtype=dtype,
+            batch_first, dropout, bidirectional, connection=connection, impl=impl,
+            proj_size=proj_size, device=device, dtype=dtype,
         )
 
 
@@ -60,9 +63,11 @@ class LSTM(RecurrentStack):
     """LSTM stack, a drop-in ``torch.nn.LSTM``; the step is :func:`functional.lstm_step`.
 
     Args (as torch.nn.LSTM): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-    dropout=0.0, bidirectional=False, proj_size=0 (only 0 is supported); extensions
-    (keyword-only): ``forget_bias`` (added to the initial forget-gate bias), ``connection``,
-    ``impl``. Shapes: see :meth:`forward`; returns ``(output, (h_n, c_n))``.
+    dropout=0.0, bidirectional=False, proj_size=0 (if > 0, h_t = W_hr (o_t ∘ tanh c_t) has
+    proj_size features, Sak et al. 2014; parameters ``weight_hr_l{k}[_reverse]`` (P, H), as
+    torch.nn); extensions (keyword-only): ``forget_bias`` (added to the initial forget-gate
+    bias), ``connection``, ``impl``. Shapes: see :meth:`forward`; returns
+    ``(output, (h_n, c_n))``.
     """
 
     def __init__(
@@ -82,12 +87,10 @@ class LSTM(RecurrentStack):
         device=None,
         dtype=None,
     ) -> None:
-        if proj_size != 0:
-            raise ValueError(f"proj_size={proj_size} is not supported by rnnlab.LSTM (use 0)")
         super().__init__(
             cells.get("lstm"), input_size, hidden_size, num_layers, bias, batch_first, dropout,
             bidirectional, connection=connection, impl=impl, forget_bias=forget_bias,
-            device=device, dtype=dtype,
+            proj_size=proj_size, device=device, dtype=dtype,
         )
 
 
@@ -97,7 +100,8 @@ class GRU(RecurrentStack):
     Args (as torch.nn.GRU): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
     dropout=0.0, bidirectional=False; extensions (keyword-only): ``reset_after`` (True: torch's
     form; False: the lecture's / Cho et al. 2014, with no torch.nn equivalent),
-    ``connection``, ``impl``. Shapes: see :meth:`forward`; returns ``(output, h_n)``.
+    ``connection``, ``impl``; ``proj_size`` must be 0, as in torch.nn. Shapes: see
+    :meth:`forward`; returns ``(output, h_n)``.
     """
 
     def __init__(
@@ -113,14 +117,15 @@ class GRU(RecurrentStack):
         reset_after: bool = True,
         connection: str = "none",
         impl: str = "auto",
+        proj_size: int = 0,
         device=None,
         dtype=None,
     ) -> None:
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_flag("reset_after", reset_after)
         super().__init__(
             cells.get("gru" if self.reset_after else "gru-lecture"), input_size, hidden_size,
             num_layers, bias, batch_first, dropout, bidirectional, connection=connection,
-            impl=impl, device=device, dtype=dtype,
+            impl=impl, proj_size=proj_size, device=device, dtype=dtype,
         )
 
 

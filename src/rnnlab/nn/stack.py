@@ -5,6 +5,7 @@ The public layers (:mod:`rnnlab.nn.layers`) are thin subclasses with torch.nn's 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -13,8 +14,21 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.nn import kernels
-from rnnlab.nn._checks import check_lengths, initial_state, time_major
-from rnnlab.nn._init import add_forget_bias, check_size, reset_recurrent_parameters
+from rnnlab.nn._checks import (
+    InputError,
+    NoTorchScript,
+    check_lengths,
+    check_weights_match,
+    initial_state,
+    time_major,
+)
+from rnnlab.nn._init import (
+    add_forget_bias,
+    check_flag,
+    check_number,
+    check_size,
+    reset_recurrent_parameters,
+)
 from rnnlab.nn.cells import CellSpec
 from rnnlab.nn.connections import CONNECTIONS, layer_input_sizes, make_connection
 from rnnlab.nn.kernels.sequence import reversal_index, reverse_within_lengths, step_mask
@@ -22,7 +36,7 @@ from rnnlab.nn.kernels.sequence import reversal_index, reverse_within_lengths, s
 StateHook = Callable[[int, int, int, Tensor], Tensor]
 
 
-class RecurrentStack(nn.Module):
+class RecurrentStack(NoTorchScript, nn.Module):
     """Shared machinery of the layers (:class:`~rnnlab.RNN`, :class:`~rnnlab.LSTM`,
     :class:`~rnnlab.GRU`, :class:`~rnnlab.LayerNormLSTM`): parameters and states built from the
     cell's :class:`~rnnlab.nn.cells.CellSpec`, and the forward pass. Not public: use a layer."""
@@ -41,6 +55,7 @@ class RecurrentStack(nn.Module):
         connection: str = "none",
         impl: str = "auto",
         forget_bias: float = 0.0,
+        proj_size: int = 0,
         device=None,
         dtype=None,
     ) -> None:
@@ -50,41 +65,67 @@ class RecurrentStack(nn.Module):
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout must be in [0, 1], got {dropout}")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise TypeError(f"proj_size should be of type int, got: {type(proj_size).__name__}")
+        if proj_size and not spec.has_cell_state:
+            raise ValueError(f"proj_size argument is only supported for LSTM, not RNN or GRU "
+                             f"({spec.title})")
+        if proj_size < 0:
+            raise ValueError(f"proj_size should be a positive integer or zero to disable "
+                             f"projections, got {proj_size}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size has to be smaller than hidden_size ({hidden_size}), "
+                             f"got {proj_size}")
+        self.proj_size = proj_size
+        if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+                or not 0.0 <= dropout <= 1.0):
+            raise ValueError(f"dropout should be a number in range [0, 1] representing the "
+                             f"probability of an element being zeroed, got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}", stacklevel=3,
+            )
         if connection not in CONNECTIONS:
             raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
         if impl not in kernels.IMPLEMENTATIONS:
             raise ValueError(f"impl must be one of {kernels.IMPLEMENTATIONS}, got {impl!r}")
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
+        self.bias = check_flag("bias", bias)
+        self.batch_first = check_flag("batch_first", batch_first)
         self.dropout = float(dropout)
-        self.bidirectional = bool(bidirectional)
+        self.bidirectional = check_flag("bidirectional", bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.connection = connection
         self.impl = impl
-        self.forget_bias = float(forget_bias)
+        self.forget_bias = check_number("forget_bias", forget_bias)
 
         factory = {"device": device, "dtype": dtype}
         rows = spec.gate_count * hidden_size
-        output_size = self.num_directions * hidden_size
+        output_size = self.num_directions * self.state_size
         sizes = layer_input_sizes(connection, input_size, output_size, num_layers)
-        self._flat_weights_names: list[str] = []
+        self._flat_weights_names: list[str] = []  # torch.nn's: what its fused kernels take
+        self._all_weights: list[list[str]] = []  # torch.nn's: names per layer and direction
         for layer, layer_input in enumerate(sizes):
             for direction in range(self.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = {"weight_ih": (rows, layer_input), "weight_hh": (rows, hidden_size)}
+                shapes = {"weight_ih": (rows, layer_input),
+                          "weight_hh": (rows, self.state_size)}
                 if bias:
                     shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+                if proj_size:
+                    shapes.update(weight_hr=(proj_size, hidden_size))
+                names = []
                 for kind, shape in shapes.items():
                     parameter = nn.Parameter(torch.empty(shape, **factory))
                     self.register_parameter(kind + suffix, parameter)
-                    self._flat_weights_names.append(kind + suffix)
+                    names.append(kind + suffix)
+                self._flat_weights_names.extend(names)
                 for extra in spec.extra_parameters:  # after torch.nn's four, drawn by no RNG
                     parameter = nn.Parameter(torch.empty(extra.blocks * hidden_size, **factory))
                     self.register_parameter(extra.name + suffix, parameter)
+                    names.append(extra.name + suffix)
+                self._all_weights.append(names)
         modules = [make_connection(connection, size, output_size, **factory) for size in sizes]
         self.connections = (
             nn.ModuleList(modules) if connection in ("residual", "highway") else None
@@ -111,8 +152,23 @@ class RecurrentStack(nn.Module):
             module.reset_parameters()
 
     @property
+    def state_size(self) -> int:
+        """Size of the hidden state h (and of each direction's output): ``proj_size`` if the
+        LSTM projects it, else ``hidden_size``."""
+        return self.proj_size or self.hidden_size
+
+    @property
     def _flat_weights(self) -> list[Tensor]:
+        """torch.nn's flat list of the recurrent parameters (per layer and direction: weight_ih,
+        weight_hh, bias_ih, bias_hh, weight_hr — those present), read afresh on each access so
+        that reparametrisations (weight norm) and ``.to()`` are always seen."""
         return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """torch.nn's parameters grouped per layer and direction (``_all_weights`` names them);
+        a cell's extra parameters (layer-norm gains) follow torch.nn's."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     def direction_weights(self, layer: int, direction: int = 0) -> kernels.DirectionWeights:
         """The parameters of one layer and direction (``weight_ih``, ``weight_hh``, biases, and
@@ -124,6 +180,7 @@ class RecurrentStack(nn.Module):
             getattr(self, "bias_ih" + suffix) if self.bias else None,
             getattr(self, "bias_hh" + suffix) if self.bias else None,
             tuple(getattr(self, extra.name + suffix) for extra in self.spec.extra_parameters),
+            getattr(self, "weight_hr" + suffix) if self.proj_size else None,
         )
 
     def flatten_parameters(self) -> None:
@@ -132,7 +189,7 @@ class RecurrentStack(nn.Module):
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
         defaults = {"num_layers": 1, "nonlinearity": "tanh", "bias": True, "batch_first": False,
-                    "dropout": 0.0, "bidirectional": False, "reset_after": True,
+                    "dropout": 0.0, "bidirectional": False, "proj_size": 0, "reset_after": True,
                     "forget_bias": 0.0, "connection": "none", "impl": "auto"}
         for name, default in defaults.items():  # nonlinearity exists on RNN only
             if getattr(self, name, default) != default:
@@ -145,32 +202,38 @@ class RecurrentStack(nn.Module):
         input: Tensor | PackedSequence,
         hx: Tensor | tuple[Tensor, Tensor] | None = None,
         lengths: Tensor | Sequence[int] | None = None,
-        *,
         state_hook: StateHook | None = None,
     ):
         """Run the stack over a sequence.
 
         Args:
             input: (T, B, I), (B, T, I) if ``batch_first``, unbatched (T, I), or a PackedSequence.
-            hx: initial state (L·D, B, H) — or (L·D, H) unbatched — zeros if None; for the LSTM a
-                tuple (h_0, c_0).
+            hx: initial state (L·D, B, S) — or (L·D, S) unbatched — zeros if None; for the LSTM a
+                tuple (h_0, c_0) with c_0 (L·D, B, H). S is :attr:`state_size` (H, or the LSTM's
+                proj_size).
             lengths: (B,) valid length of each sequence of a padded batch, 1 ≤ length ≤ T.
                 Outputs past each end are zero; final states come from each sequence's last valid
                 step; the reverse direction starts at each sequence's own last valid step.
-            state_hook: ``hook(layer, direction, step, hidden (B, H)) -> hidden`` called on each
+            state_hook: ``hook(layer, direction, step, hidden (B, S)) -> hidden`` called on each
                 new hidden state (reference implementation; ``step`` is in processing order).
         Returns:
-            ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM; output (T, B, D·H) in
-            the input's layout (or a PackedSequence), h_n and c_n (L·D, B, H).
+            ``(output, h_n)``, or ``(output, (h_n, c_n))`` for the LSTM; output (T, B, D·S) in
+            the input's layout (or a PackedSequence), h_n (L·D, B, S) and c_n (L·D, B, H).
+        Raises:
+            InputError (a ValueError and a RuntimeError) for inputs or states of the wrong
+            shape, dtype or device.
         """
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
-                raise ValueError("pass either a PackedSequence or lengths, not both")
+                raise InputError("pass either a PackedSequence or lengths, not both")
             sequence, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in input order
-            sequence, unbatched = time_major(sequence, self.input_size, batch_first=False)
+            sequence, unbatched = time_major(sequence, self.input_size, False, type(self).__name__)
         else:
-            sequence, unbatched = time_major(input, self.input_size, self.batch_first)
+            sequence, unbatched = time_major(input, self.input_size, self.batch_first,
+                                             type(self).__name__)
+        if not torch.is_autocast_enabled(sequence.device.type):  # autocast casts, as torch.nn
+            check_weights_match(sequence, self.weight_ih_l0)
         steps, batch, _ = sequence.shape
         hidden, cell = initial_state(hx, self, batch, unbatched, sequence)
         valid = check_lengths(lengths, steps, batch, sequence.device)
@@ -192,14 +255,9 @@ class RecurrentStack(nn.Module):
         lengths: Tensor | None,
         state_hook: StateHook | None,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Time-major core: sequence (T, B, I), states (L·D, B, H) -> output, h_n, c_n."""
-        weight = self.weight_ih_l0
-        if sequence.dtype != weight.dtype or sequence.device != weight.device:
-            raise ValueError(
-                f"the input is {sequence.dtype} on {sequence.device} but the weights are "
-                f"{weight.dtype} on {weight.device}; convert the input (input.to(...)) or the "
-                "layer (layer.to(...))"
-            )
+        """Time-major core: sequence (T, B, I), states (L·D, B, S) and (L·D, B, H) -> output,
+        h_n, c_n."""
+        training = self.training  # read on every call, as torch.nn (its module tests rely on it)
         kind = kernels.select_implementation(
             self.spec, self.impl, state_hook is not None,
             device_type=sequence.device.type, hidden_size=self.hidden_size,
@@ -209,7 +267,7 @@ class RecurrentStack(nn.Module):
         if kind == "torch" and lengths is None and self.connection == "none":
             return kernels.run_stack(
                 self.spec, sequence, hidden, cell, self._flat_weights, self.bias,
-                self.num_layers, self.dropout, self.training, self.bidirectional,
+                self.num_layers, self.dropout, training, self.bidirectional,
             )
         mask = None if lengths is None else step_mask(lengths, sequence.shape[0])
         reversal = None if lengths is None else reversal_index(lengths, sequence.shape[0])
@@ -217,7 +275,7 @@ class RecurrentStack(nn.Module):
         final_hidden, final_cell = [], []
         for layer in range(self.num_layers):
             if self.connection == "dense" and layer > 0:
-                layer_input = torch.cat(features, dim=2)  # (T, B, I + layer·D·H)
+                layer_input = torch.cat(features, dim=2)  # (T, B, I + layer·D·S)
             states = slice(layer * directions, (layer + 1) * directions)
             if kind in ("torch", "onednn") and lengths is None:  # all directions in one call
                 weights = [self.direction_weights(layer, d) for d in range(directions)]
@@ -253,7 +311,7 @@ class RecurrentStack(nn.Module):
                 output = self.connections[layer](layer_input, output)
                 if mask is not None:
                     output = output.masked_fill(~mask, 0.0)
-            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
+            if layer < self.num_layers - 1 and self.dropout > 0 and training:
                 output = F.dropout(output, self.dropout, training=True)
             features.append(output)
             layer_input = output

@@ -6,6 +6,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnlab.nn._checks import (
+    InputError,
+    NoTorchScript,
+    check_state_matches,
+    check_weights_match,
+)
 from rnnlab.nn._init import check_size, reset_recurrent_parameters
 
 
@@ -16,7 +22,7 @@ def recurrent_product(hidden: Tensor, weight_hh: Tensor, bias_hh: Tensor | None)
     return torch.addmm(bias_hh, hidden, weight_hh.t())
 
 
-class CellBase(nn.Module):
+class CellBase(NoTorchScript, nn.Module):
     """Parameters ``weight_ih`` (G·H, I), ``weight_hh`` (G·H, H), ``bias_ih``/``bias_hh`` (G·H,)
     as torch.nn names and draws them; subclasses set ``gate_count`` and write ``forward``."""
 
@@ -24,9 +30,9 @@ class CellBase(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, device, dtype) -> None:
         super().__init__()
-        self.input_size = check_size("input_size", input_size)
-        self.hidden_size = check_size("hidden_size", hidden_size)
-        self.bias = bias
+        self.input_size = check_size("input_size", input_size, minimum=0)  # 0 as torch.nn
+        self.hidden_size = check_size("hidden_size", hidden_size, minimum=0)
+        self.bias = bool(bias)  # torch.nn's cells take any truthy value
         factory = {"device": device, "dtype": dtype}
         rows = self.gate_count * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
@@ -49,25 +55,41 @@ class CellBase(nn.Module):
         return text if self.bias else text + ", bias=False"
 
     def _prepare(self, input: Tensor, *states: tuple[str, Tensor | None]) -> tuple[Tensor, bool]:
-        """Validate the input and the named states (``("hx", hx)``, ...); return the projected
-        input (B, G·H) and whether the input was unbatched."""
+        """Validate the input and the named states (``("hx", hx)``, or ``("hx[0]", h)`` and
+        ``("hx[1]", c)``), with torch.nn's messages; return the projected input (B, G·H) and
+        whether the input was unbatched."""
+        owner = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise InputError(f"input must be a Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2):
-            raise ValueError(
-                "input must be (batch, input_size) or (input_size,), "
-                f"got shape {tuple(input.shape)}"
-            )
+            raise InputError(f"{owner}: Expected input to be 1D or 2D, got {input.dim()}D "
+                             f"instead (input shape {tuple(input.shape)})")
         if input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input has {input.shape[-1]} features but input_size is {self.input_size} "
-                f"(input shape {tuple(input.shape)})"
-            )
+            raise InputError(f"input has inconsistent input_size: got {input.shape[-1]} expected "
+                             f"{self.input_size} (input shape {tuple(input.shape)})")
+        check_weights_match(input, self.weight_ih)
         unbatched = input.dim() == 1
+        for index, (name, state) in enumerate(states):
+            if state is None:
+                continue
+            label = "hidden" if name == "hx" else name  # torch.nn's names
+            if not isinstance(state, Tensor):
+                raise InputError(f"{name} must be a Tensor, got {type(state).__name__}")
+            if state.dim() not in (1, 2):
+                raise InputError(f"{owner}: Expected {label} to be 1D or 2D, got {state.dim()}D "
+                                 "instead")
+            check_state_matches(name, state, input)
+            if state.dim() != input.dim():
+                raise InputError(f"{name} must be {input.dim()}-D like the input, got shape "
+                                 f"{tuple(state.shape)} for input shape {tuple(input.shape)}")
+            if state.shape[-1] != self.hidden_size:
+                raise InputError(f"hidden{index} has inconsistent hidden_size: got "
+                                 f"{state.shape[-1]}, expected {self.hidden_size}")
+            if not unbatched and state.shape[0] != input.shape[0]:
+                raise InputError(f"Input batch size {input.shape[0]} doesn't match "
+                                 f"hidden{index} batch size {state.shape[0]}")
         if unbatched:
             input = input.unsqueeze(0)
-        expected = (self.hidden_size,) if unbatched else (input.shape[0], self.hidden_size)
-        for name, state in states:
-            if state is not None and tuple(state.shape) != expected:
-                raise ValueError(f"{name} must have shape {expected}, got {tuple(state.shape)}")
         return self._project(input), unbatched
 
     def _project(self, input: Tensor) -> Tensor:

@@ -14,8 +14,9 @@ from rnnlab.nn.kernels.weights import DirectionWeights
 # step(projection (B, G·H), hidden (B, H), cell (B, H) or None, weights) -> (hidden, cell or None)
 StepFunction = Callable[[Tensor, Tensor, "Tensor | None", DirectionWeights],
                         "tuple[Tensor, Tensor | None]"]
-# bptt(projection (T, B, G·H), hidden (B, H), weights, mask (T, B, 1) or None) -> output, h_T
-BPTTFunction = Callable[[Tensor, Tensor, DirectionWeights, "Tensor | None"],
+# bptt(projection (T, B, G·H), hidden (B, H), weights, mask (T, B, 1) or None, differentiable)
+# -> output, h_T; ``differentiable`` is its autograd twin for double backward (kernels.bptt).
+BPTTFunction = Callable[[Tensor, Tensor, DirectionWeights, "Tensor | None", Callable],
                         "tuple[Tensor, Tensor]"]
 
 
@@ -118,13 +119,17 @@ def names() -> tuple[str, ...]:
 def spec_of(layer: Any) -> CellSpec:
     """The cell of an rnnlab layer (its ``spec``) or of a torch.nn RNN/LSTM/GRU (by its mode).
 
-    Raises ValueError for anything else, and for torch.nn LSTMs with ``proj_size``.
+    Raises ValueError for anything else, and for LSTMs with ``proj_size`` (the diagnostics read
+    a square recurrent matrix W_hh).
     """
+    if getattr(layer, "proj_size", 0):
+        raise ValueError(f"{type(layer).__name__} with proj_size > 0 is not supported here (its "
+                         "recurrent matrix is not square)")
     spec = getattr(layer, "spec", None)
     if isinstance(spec, CellSpec):
         return spec
     mode = getattr(layer, "mode", None)
-    if isinstance(mode, str) and mode in _TORCH_MODES and not getattr(layer, "proj_size", 0):
+    if isinstance(mode, str) and mode in _TORCH_MODES:
         return _REGISTRY[_TORCH_MODES[mode]]
     raise ValueError(f"expected a recurrent layer (rnnlab, or torch.nn RNN/LSTM/GRU), got "
                      f"{type(layer).__name__}")

@@ -9,9 +9,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from rnnlab.nn._init import check_flag
 from rnnlab.nn.cells._base import CellBase, recurrent_product
 from rnnlab.nn.cells._spec import CellSpec, register
-from rnnlab.nn.kernels.bptt import GRUFunction, LectureGRUFunction
+from rnnlab.nn.kernels.bptt import Differentiable, GRUFunction, LectureGRUFunction
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 # Without the compiled backend, torch's CPU GRU is a per-step path that the hand-written kernel
@@ -119,7 +120,7 @@ class GRUCell(CellBase):
         *,
         reset_after: bool = True,
     ) -> None:
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_flag("reset_after", reset_after)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
@@ -136,8 +137,10 @@ def _step(reset_after: bool, projection: Tensor, hidden: Tensor, cell: Tensor | 
 
 
 def _bptt(function: type[torch.autograd.Function], projection: Tensor, hidden: Tensor,
-          weights: DirectionWeights, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-    return function.apply(projection, hidden, weights.weight_hh, weights.bias_hh, mask)
+          weights: DirectionWeights, mask: Tensor | None,
+          differentiable: Differentiable) -> tuple[Tensor, Tensor]:
+    return function.apply(projection, hidden, weights.weight_hh, weights.bias_hh, mask,
+                          differentiable)
 
 
 GATES = ("reset", "update", "new")

@@ -8,7 +8,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from rnnlab.nn._init import add_forget_bias
+from rnnlab.nn._checks import InputError
+from rnnlab.nn._init import add_forget_bias, check_number
 from rnnlab.nn.cells._base import CellBase, recurrent_product
 from rnnlab.nn.cells._spec import CellSpec, register
 from rnnlab.nn.kernels.weights import DirectionWeights
@@ -58,6 +59,9 @@ def lstm_step(
         c_t &= f_t \circ c_{t-1} + i_t \circ \tilde c_t \\
         h_t &= o_t \circ \tanh(c_t)
 
+    With a projection (``proj_size`` P > 0; Sak, Senior & Beaufays 2014) the layer's state is
+    h_t = W_hr (o_t ∘ tanh c_t), (B, P), and W is (4H, P).
+
     The additive cell update is what lets gradients survive: ∂c_t/∂c_{t-1} = diag(f_t), so with
     f ≈ 1 and i ≈ 0 the cell is carried unchanged across many steps.
 
@@ -95,7 +99,7 @@ class LSTMCell(CellBase):
         *,
         forget_bias: float = 0.0,
     ) -> None:
-        self.forget_bias = float(forget_bias)
+        self.forget_bias = check_number("forget_bias", forget_bias)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def reset_parameters(self) -> None:
@@ -107,7 +111,7 @@ class LSTMCell(CellBase):
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor]:
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
-            raise ValueError("hx for an LSTM cell must be a tuple (h, c)")
+            raise InputError("hx for an LSTM cell must be a tuple (h, c)")
         hidden, cell = (None, None) if hx is None else hx
         projection, unbatched = self._prepare(input, ("hx[0]", hidden), ("hx[1]", cell))
         hidden = self._initial(hidden, projection, unbatched)
@@ -124,7 +128,9 @@ class LSTMCell(CellBase):
 def _step(projection: Tensor, hidden: Tensor, cell: Tensor | None,
           weights: DirectionWeights) -> tuple[Tensor, Tensor]:
     state = lstm_step(projection, hidden, cell, weights.weight_hh, weights.bias_hh)
-    return state.hidden, state.cell
+    if weights.weight_hr is None:
+        return state.hidden, state.cell
+    return state.hidden @ weights.weight_hr.t(), state.cell  # h_t = W_hr (o_t ∘ tanh c_t)
 
 
 GATES = ("input", "forget", "candidate", "output")

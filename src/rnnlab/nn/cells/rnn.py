@@ -10,7 +10,7 @@ from torch import Tensor
 
 from rnnlab.nn.cells._base import CellBase, recurrent_product
 from rnnlab.nn.cells._spec import CellSpec, register
-from rnnlab.nn.kernels.bptt import ElmanFunction
+from rnnlab.nn.kernels.bptt import Differentiable, ElmanFunction
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 NONLINEARITIES = ("tanh", "relu", "linear")
@@ -95,9 +95,9 @@ def _step(nonlinearity: str, projection: Tensor, hidden: Tensor, cell: Tensor | 
 
 
 def _bptt(nonlinearity: str, projection: Tensor, hidden: Tensor, weights: DirectionWeights,
-          mask: Tensor | None) -> tuple[Tensor, Tensor]:
+          mask: Tensor | None, differentiable: Differentiable) -> tuple[Tensor, Tensor]:
     return ElmanFunction.apply(projection, hidden, weights.weight_hh, weights.bias_hh, mask,
-                               nonlinearity)
+                               nonlinearity, differentiable)
 
 
 def _spec(name: str, title: str, nonlinearity: str, **fast_paths) -> CellSpec:

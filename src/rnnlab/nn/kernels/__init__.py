@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from rnnlab.nn._checks import InputError
 from rnnlab.nn.kernels import fused, onednn, reference
 from rnnlab.nn.kernels.fused import run_stack  # a whole plain stack in one call of torch's kernel
 from rnnlab.nn.kernels.sequence import finish_padded
@@ -91,13 +92,13 @@ def select_implementation(
         raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
     if hooked:
         if impl == "fused":
-            raise ValueError("a state_hook needs impl='reference' or 'auto' (fused kernels hide "
+            raise InputError("a state_hook needs impl='reference' or 'auto' (fused kernels hide "
                              "the per-step states)")
         return "reference"
     if impl == "reference":
         return "reference"
     if plain_autograd_required():
-        return "torch" if spec.torch_kernel is not None else "reference"
+        return "torch" if _torch_kernel_follows(spec, device_type) else "reference"
     work = batch_size * hidden_size * hidden_size
     cpu = device_type == "cpu"
     if (
@@ -111,6 +112,17 @@ def select_implementation(
     ):
         return "bptt"
     return "torch" if spec.torch_kernel is not None else "reference"
+
+
+def _torch_kernel_follows(spec: CellSpec, device_type: str) -> bool:
+    """Whether torch's kernel for ``spec`` follows the active transform. torch.func's transforms
+    do not (vmap has no batching rule for torch's recurrent kernels); neither does torch.compile
+    for torch's CPU LSTM, which is oneDNN's primitive. Forward AD and autocast, which that
+    primitive also lacks, run torch's native kernel instead (:func:`.fused.run_stack`)."""
+    if spec.torch_kernel is None or torch._C._are_functorch_transforms_active():
+        return False
+    return not (torch.compiler.is_dynamo_compiling() and spec.has_cell_state
+                and device_type == "cpu")
 
 
 def run_direction(
@@ -144,7 +156,8 @@ def run_direction(
         return output, final_hidden, None
     if kind != "bptt":
         raise ValueError(f"unknown implementation {kind!r}")
-    output, hidden = spec.bptt(spec.project(input, weights), hidden, weights, mask)
+    output, hidden = spec.bptt(spec.project(input, weights), hidden, weights, mask,
+                               functools.partial(_bptt_twin, spec, weights))
     return output, hidden, None
 
 
@@ -188,6 +201,19 @@ def _twin(
         outputs.append(output.flip(0) if direction else output)
         finals.append(final)
     return torch.cat(outputs, dim=2), torch.stack(finals), None
+
+
+def _bptt_twin(
+    spec: CellSpec, weights: DirectionWeights, projection: Tensor, hidden: Tensor,
+    weight_hh: Tensor, bias_hh: Tensor | None, mask: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """The autograd-differentiable twin of a BPTT kernel call (the reference step loop on the
+    same projection), used for double backward."""
+    output, final, _ = reference.run_steps(
+        spec.step, projection, hidden, None,
+        weights._replace(weight_hh=weight_hh, bias_hh=bias_hh), mask,
+    )
+    return output, final
 
 
 __all__ = [

@@ -11,9 +11,18 @@ is checked against autograd with ``torch.autograd.gradcheck`` in float64 (tests/
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import FunctionCtx
+
+from rnnlab.nn.kernels.double_backward import twin_gradients
+
+# differentiable(projection, hidden, weight_hh, bias_hh, mask) -> (output, final hidden): the same
+# recurrence by autograd-differentiable operations, for double backward.
+Differentiable = Callable[[Tensor, Tensor, Tensor, "Tensor | None", "Tensor | None"],
+                          "tuple[Tensor, Tensor]"]
 
 
 def _bias_sum(gradient: Tensor, needed: bool) -> Tensor | None:
@@ -27,6 +36,28 @@ def _finish(output: Tensor, hidden: Tensor, mask: Tensor | None) -> Tensor:
         return hidden.clone()
     output.masked_fill_(~mask, 0.0)
     return hidden
+
+
+def _save(ctx: FunctionCtx, inputs: tuple[Tensor | None, ...], differentiable: Differentiable,
+          *intermediates: Tensor | None) -> None:
+    """Save the inputs (projection, initial hidden, weight_hh, bias_hh, mask) — double backward
+    recomputes from them, and its graph reaches what they were computed from — then what the
+    analytic backward needs."""
+    ctx.save_for_backward(*inputs, *intermediates)
+    ctx.differentiable = differentiable
+    ctx.has_bias = inputs[3] is not None
+
+
+def _twin_gradients(ctx: FunctionCtx, grad_output: Tensor | None,
+                    grad_hidden: Tensor | None) -> list[Tensor | None]:
+    """Gradients of (projection, hidden, weight_hh, bias_hh) with a graph (double backward)."""
+    projection, initial, weight_hh, bias_hh, mask = ctx.saved_tensors[:5]
+
+    def differentiable(projection, hidden, weight_hh, bias_hh):
+        return ctx.differentiable(projection, hidden, weight_hh, bias_hh, mask)
+
+    return twin_gradients(differentiable, [projection, initial, weight_hh, bias_hh],
+                          ctx.needs_input_grad[:4], [grad_output, grad_hidden])
 
 
 def _previous_states(initial: Tensor, output: Tensor, previous: Tensor | None) -> Tensor:
@@ -58,6 +89,7 @@ class LectureGRUFunction(torch.autograd.Function):
         weight_hh: Tensor,
         bias_hh: Tensor | None,
         mask: Tensor | None,
+        differentiable: Differentiable,
     ) -> tuple[Tensor, Tensor]:
         steps, batch, _ = projection.shape
         size = hidden.shape[1]
@@ -86,15 +118,15 @@ class LectureGRUFunction(torch.autograd.Function):
             torch.addcmul(candidate, keep, hidden - candidate, out=output[step])
             hidden = output[step] if mask is None else torch.where(mask[step], output[step], hidden)
         hidden = _finish(output, hidden, mask)
-        ctx.save_for_backward(weight_hh, initial, output, previous, gates, candidates,
-                              reset_hidden, mask)
-        ctx.has_bias = bias_hh is not None
+        _save(ctx, (projection, initial, weight_hh, bias_hh, mask), differentiable,
+              output, previous, gates, candidates, reset_hidden)
         return output, hidden
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        weight_hh, initial, output, previous, gates, candidates, reset_hidden, mask = (
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the twin
+            return (*_twin_gradients(ctx, grad_output, grad_hidden), None, None)
+        _, initial, weight_hh, _, mask, output, previous, gates, candidates, reset_hidden = (
             ctx.saved_tensors
         )
         steps, batch, size = candidates.shape
@@ -132,7 +164,7 @@ class LectureGRUFunction(torch.autograd.Function):
                 ]
             )
         grad_bias = _bias_sum(grad_gates, ctx.has_bias and ctx.needs_input_grad[3])
-        return grad_gates, carried, grad_weight, grad_bias, None
+        return grad_gates, carried, grad_weight, grad_bias, None, None
 
 
 class GRUFunction(torch.autograd.Function):
@@ -154,6 +186,7 @@ class GRUFunction(torch.autograd.Function):
         weight_hh: Tensor,
         bias_hh: Tensor | None,
         mask: Tensor | None,
+        differentiable: Differentiable,
     ) -> tuple[Tensor, Tensor]:
         steps, batch, _ = projection.shape
         size = hidden.shape[1]
@@ -181,15 +214,15 @@ class GRUFunction(torch.autograd.Function):
             torch.addcmul(candidate, keep, hidden - candidate, out=output[step])
             hidden = output[step] if mask is None else torch.where(mask[step], output[step], hidden)
         hidden = _finish(output, hidden, mask)
-        ctx.save_for_backward(weight_hh, initial, output, previous, recurrent, gates, candidates,
-                              mask)
-        ctx.has_bias = bias_hh is not None
+        _save(ctx, (projection, initial, weight_hh, bias_hh, mask), differentiable,
+              output, previous, recurrent, gates, candidates)
         return output, hidden
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        weight_hh, initial, output, previous, recurrent, gates, candidates, mask = (
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the twin
+            return (*_twin_gradients(ctx, grad_output, grad_hidden), None, None)
+        _, initial, weight_hh, _, mask, output, previous, recurrent, gates, candidates = (
             ctx.saved_tensors
         )
         steps, batch, size = candidates.shape
@@ -220,7 +253,7 @@ class GRUFunction(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_weight = grad_recurrent.reshape(-1, 3 * size).t() @ previous.reshape(-1, size)
         grad_bias = _bias_sum(grad_recurrent, ctx.has_bias and ctx.needs_input_grad[3])
-        return grad_input, carried, grad_weight, grad_bias, None
+        return grad_input, carried, grad_weight, grad_bias, None, None
 
 
 class ElmanFunction(torch.autograd.Function):
@@ -241,6 +274,7 @@ class ElmanFunction(torch.autograd.Function):
         bias_hh: Tensor | None,
         mask: Tensor | None,
         nonlinearity: str,
+        differentiable: Differentiable,
     ) -> tuple[Tensor, Tensor]:
         steps, batch, size = projection.shape
         weight_t = weight_hh.t()
@@ -261,15 +295,16 @@ class ElmanFunction(torch.autograd.Function):
             new_hidden = activations[step]
             hidden = new_hidden if mask is None else torch.where(mask[step], new_hidden, hidden)
         output = activations if mask is None else activations.masked_fill(~mask, 0.0)
-        ctx.save_for_backward(weight_hh, initial, previous, activations, mask)
+        _save(ctx, (projection, initial, weight_hh, bias_hh, mask), differentiable,
+              previous, activations)
         ctx.nonlinearity = nonlinearity
-        ctx.has_bias = bias_hh is not None
         return output, hidden.clone() if mask is None else hidden
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        weight_hh, initial, previous, activations, mask = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the twin
+            return (*_twin_gradients(ctx, grad_output, grad_hidden), None, None, None)
+        _, initial, weight_hh, _, mask, previous, activations = ctx.saved_tensors
         previous = _previous_states(initial, activations, previous)
         steps, batch, size = previous.shape
         if ctx.nonlinearity == "tanh":
@@ -296,4 +331,4 @@ class ElmanFunction(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_weight = grad_pre.reshape(-1, size).t() @ previous.reshape(-1, size)
         grad_bias = _bias_sum(grad_pre, ctx.has_bias and ctx.needs_input_grad[3])
-        return grad_pre, carried, grad_weight, grad_bias, None, None
+        return grad_pre, carried, grad_weight, grad_bias, None, None, None

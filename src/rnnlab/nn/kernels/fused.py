@@ -17,6 +17,8 @@ Variable lengths on a padded batch:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -48,16 +50,43 @@ def run_stack(
     input (T, B, I); hidden, cell (L·D, B, H); returns output (T, B, D·H), h_n, c_n (LSTM) or None.
     """
     kernel = getattr(_VF, spec.torch_kernel)
-    if spec.has_cell_state:
-        output, hidden, cell = kernel(
-            input, (hidden, cell), flat_weights, has_bias, num_layers, dropout, training,
-            bidirectional, False,
+    projected = cell is not None and hidden.shape[-1] != cell.shape[-1]  # LSTM proj_size
+    with _native_kernel_if_needed(input, projected):
+        if spec.has_cell_state:
+            output, hidden, cell = kernel(
+                input, (hidden, cell), flat_weights, has_bias, num_layers, dropout, training,
+                bidirectional, False,
+            )
+            return output, hidden, cell
+        output, hidden = kernel(
+            input, hidden, flat_weights, has_bias, num_layers, dropout, training, bidirectional,
+            False,
         )
-        return output, hidden, cell
-    output, hidden = kernel(
-        input, hidden, flat_weights, has_bias, num_layers, dropout, training, bidirectional, False
-    )
     return output, hidden, None
+
+
+def _native_kernel_if_needed(input: Tensor, projected: bool) -> contextlib.AbstractContextManager:
+    """torch's CPU LSTM in float32 is oneDNN's primitive, which has no forward-mode AD, fails
+    under bfloat16 autocast, and has no projections; torch's native kernel has all three, so it
+    runs in those cases (where torch.nn.LSTM raises, or warns on every call that it falls back).
+    Elsewhere, nothing changes."""
+    if (input.device.type == "cpu" and not torch.compiler.is_compiling()
+            and (projected or torch.autograd.forward_ad._current_level >= 0
+                 or torch.is_autocast_enabled("cpu"))):
+        return _without_onednn()
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _without_onednn() -> Iterator[None]:
+    """torch's oneDNN switch off for the block (``torch.backends.mkldnn.flags`` would also reset
+    the TF32 setting, which warns on every call without an Intel GPU)."""
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 def run_direction(

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnlab.nn.kernels.double_backward import twin_gradients
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 SOURCE = Path(__file__).with_name("csrc") / "onednn_rnn.cpp"
@@ -312,23 +313,17 @@ def _dense(grad: Tensor | None, like: Tensor) -> Tensor:
 
 def _twin_gradients(ctx, grad_output, grad_hidden, grad_cell) -> list[Tensor | None]:
     """Gradients of (input, hidden, cell, *weights) through the differentiable twin, with a graph
-    (double backward). The saved inputs are the originals, so the graph reaches them."""
+    (double backward)."""
     input, hidden, cell = ctx.saved_tensors[:3]
     weights = ctx.saved_tensors[10:]
-    inputs = [input, hidden, cell, *weights]
-    needs = list(ctx.needs_input_grad[3:])
-    output, final_hidden, final_cell = ctx.differentiable(
-        input, hidden, cell if cell.numel() else None,
-        _split(weights, hidden.shape[0], ctx.has_bias),
-    )
-    outputs, grads = [output, final_hidden], [grad_output, grad_hidden]
-    if final_cell is not None:
-        outputs.append(final_cell)
-        grads.append(grad_cell)
-    wanted = [tensor for tensor, need in zip(inputs, needs) if need]
-    computed = iter(torch.autograd.grad(outputs, wanted, grads, create_graph=True,
-                                        allow_unused=True))
-    return [next(computed) if need else None for need in needs]
+    directions, has_bias = hidden.shape[0], ctx.has_bias
+
+    def differentiable(input, hidden, cell, *weights):
+        return ctx.differentiable(input, hidden, cell if cell.numel() else None,
+                                  _split(weights, directions, has_bias))
+
+    return twin_gradients(differentiable, [input, hidden, cell, *weights],
+                          ctx.needs_input_grad[3:], [grad_output, grad_hidden, grad_cell])
 
 
 def run_layer(

@@ -6,6 +6,7 @@ for all steps is one matrix product before the loop; only the recurrent product 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from rnnlab.nn.kernels.weights import DirectionWeights
 
 if TYPE_CHECKING:
     from rnnlab.nn.cells import CellSpec
+    from rnnlab.nn.cells._spec import StepFunction
 
 
 def run_direction(
@@ -40,17 +42,40 @@ def run_direction(
     Returns:
         output (T, B, H), final hidden (B, H), final cell (B, H) or None.
     """
-    projection = spec.project(input, weights)  # (T, B, G·H)
+    if torch.jit.is_tracing():
+        warnings.warn(
+            f"rnnlab: the {spec.title} layer is traced as {input.shape[0]} unrolled steps, so the "
+            "traced or exported graph accepts only sequences of that length (torch has no fused "
+            "kernel for this cell to export instead)",
+            torch.jit.TracerWarning, stacklevel=2,
+        )
+    return run_steps(spec.step, spec.project(input, weights), hidden, cell, weights, mask, hook)
+
+
+def run_steps(
+    step: StepFunction,
+    projection: Tensor,
+    hidden: Tensor,
+    cell: Tensor | None,
+    weights: DirectionWeights,
+    mask: Tensor | None,
+    hook: Callable[[int, Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The step loop of :func:`run_direction` on the input projection (T, B, G·H) of all steps.
+
+    Unbinding the steps (rather than indexing them) makes a traced graph fail loudly on a sequence
+    of another length instead of silently running the traced number of steps.
+    """
     outputs = []
-    for step in range(input.shape[0]):
-        new_hidden, new_cell = spec.step(projection[step], hidden, cell, weights)
+    for index, projected in enumerate(projection.unbind(0)):
+        new_hidden, new_cell = step(projected, hidden, cell, weights)
         if hook is not None:
-            new_hidden = hook(step, new_hidden)
+            new_hidden = hook(index, new_hidden)
         if mask is None:
             hidden, cell = new_hidden, new_cell
             outputs.append(new_hidden)
         else:
-            valid = mask[step]  # (B, 1)
+            valid = mask[index]  # (B, 1)
             hidden = torch.where(valid, new_hidden, hidden)
             if new_cell is not None:
                 cell = torch.where(valid, new_cell, cell)
