@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 
@@ -23,6 +27,20 @@ class NoTorchScript:
             "deprecated upstream); use torch.compile(model) or torch.export.export(model, args), "
             "which rnnlab supports, or torch.jit.trace"
         )
+
+
+@contextlib.contextmanager
+def checks_while_tracing() -> Iterator[None]:
+    """While ``torch.jit.trace`` runs, sizes are tensors, and each check turns one into a bool,
+    which the tracer warns may not generalise; checks only pass or raise, so those warnings say
+    nothing about the trace and are silenced here (torch.nn's own checks are exempt likewise)."""
+    if not torch.jit.is_tracing():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Converting a tensor to a Python",
+                                torch.jit.TracerWarning)
+        yield
 
 
 def check_weights_match(input: Tensor, weight: Tensor) -> None:
@@ -137,6 +155,8 @@ def check_lengths(lengths, steps: int, batch: int, device: torch.device) -> Tens
     lengths = lengths.to(device=device, dtype=torch.int64)
     if batch == 0:
         return None
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return lengths  # its values are data here: nothing may branch on them; always masked
     shortest, longest = int(lengths.min()), int(lengths.max())
     if shortest < 1 or longest > steps:
         raise InputError(f"lengths must be between 1 and seq_len={steps}, got values from "

@@ -19,6 +19,7 @@ from rnnlab.nn._checks import (
     NoTorchScript,
     check_lengths,
     check_weights_match,
+    checks_while_tracing,
     initial_state,
     time_major,
 )
@@ -151,6 +152,19 @@ class RecurrentStack(NoTorchScript, nn.Module):
         for module in self.connections or ():
             module.reset_parameters()
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle modules saved before ``proj_size`` and ``_all_weights`` existed (as torch.nn
+        does for its own old pickles)."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("proj_size", 0)
+        if "_all_weights" not in self.__dict__:
+            suffixes = [f"_l{layer}" + ("_reverse" if direction else "")
+                        for layer in range(self.num_layers)
+                        for direction in range(self.num_directions)]
+            self._all_weights = [[name for name in self._parameters  # "weight_hh" + "_l1_reverse"
+                                  if "_l" + name.rsplit("_l", 1)[1] == suffix]
+                                 for suffix in suffixes]
+
     @property
     def state_size(self) -> int:
         """Size of the hidden state h (and of each direction's output): ``proj_size`` if the
@@ -188,8 +202,9 @@ class RecurrentStack(NoTorchScript, nn.Module):
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
-        defaults = {"num_layers": 1, "nonlinearity": "tanh", "bias": True, "batch_first": False,
-                    "dropout": 0.0, "bidirectional": False, "proj_size": 0, "reset_after": True,
+        defaults = {"proj_size": 0, "num_layers": 1, "nonlinearity": "tanh", "bias": True,
+                    "batch_first": False, "dropout": 0.0, "bidirectional": False,
+                    "reset_after": True,
                     "forget_bias": 0.0, "connection": "none", "impl": "auto"}
         for name, default in defaults.items():  # nonlinearity exists on RNN only
             if getattr(self, name, default) != default:
@@ -228,15 +243,14 @@ class RecurrentStack(NoTorchScript, nn.Module):
             if lengths is not None:
                 raise InputError("pass either a PackedSequence or lengths, not both")
             sequence, lengths = pad_packed_sequence(input)  # (T, B, I), lengths in input order
-            sequence, unbatched = time_major(sequence, self.input_size, False, type(self).__name__)
-        else:
-            sequence, unbatched = time_major(input, self.input_size, self.batch_first,
-                                             type(self).__name__)
-        if not torch.is_autocast_enabled(sequence.device.type):  # autocast casts, as torch.nn
-            check_weights_match(sequence, self.weight_ih_l0)
-        steps, batch, _ = sequence.shape
-        hidden, cell = initial_state(hx, self, batch, unbatched, sequence)
-        valid = check_lengths(lengths, steps, batch, sequence.device)
+        with checks_while_tracing():
+            sequence, unbatched = time_major(sequence if packed else input, self.input_size,
+                                             self.batch_first and not packed, type(self).__name__)
+            if not torch.is_autocast_enabled(sequence.device.type):  # autocast casts (torch.nn)
+                check_weights_match(sequence, self.weight_ih_l0)
+            steps, batch, _ = sequence.shape
+            hidden, cell = initial_state(hx, self, batch, unbatched, sequence)
+            valid = check_lengths(lengths, steps, batch, sequence.device)
         output, hidden, cell = self._run(sequence, hidden, cell, valid, state_hook)
         if packed:
             output = _repack(output, lengths, input)
@@ -261,7 +275,7 @@ class RecurrentStack(NoTorchScript, nn.Module):
         kind = kernels.select_implementation(
             self.spec, self.impl, state_hook is not None,
             device_type=sequence.device.type, hidden_size=self.hidden_size,
-            batch_size=sequence.shape[1], dtype=sequence.dtype,
+            batch_size=sequence.shape[1], dtype=sequence.dtype, projected=self.proj_size > 0,
         )
         directions = self.num_directions
         if kind == "torch" and lengths is None and self.connection == "none":

@@ -77,7 +77,7 @@ def plain_autograd_required() -> bool:
 
 def select_implementation(
     spec: CellSpec, impl: str, hooked: bool, *, device_type: str, hidden_size: int,
-    batch_size: int, dtype: torch.dtype = torch.float32,
+    batch_size: int, dtype: torch.dtype = torch.float32, projected: bool = False,
 ) -> str:
     """Decide which implementation runs a layer of cell ``spec``: ``"reference"``, ``"onednn"``,
     ``"torch"`` or ``"bptt"``.
@@ -86,7 +86,8 @@ def select_implementation(
     non-reference path); a state hook needs every step's hidden state, which only the reference
     loop exposes, so it forces the reference. ``device_type`` ("cpu", "cuda", ...) and ``dtype``
     decide whether the compiled backend applies (float32 CPU); batch × hidden² is compared with
-    the spec's measured limits (``onednn_max_work``, ``bptt_max_work``).
+    the spec's measured limits (``onednn_max_work``, ``bptt_max_work``). ``projected``: an LSTM
+    with ``proj_size``, which ONNX's LSTM cannot express (the export runs the reference loop).
     """
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
@@ -98,6 +99,8 @@ def select_implementation(
     if impl == "reference":
         return "reference"
     if plain_autograd_required():
+        if projected and torch.onnx.is_in_onnx_export():
+            return "reference"
         return "torch" if _torch_kernel_follows(spec, device_type) else "reference"
     work = batch_size * hidden_size * hidden_size
     cpu = device_type == "cpu"

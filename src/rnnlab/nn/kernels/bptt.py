@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from rnnlab.nn.kernels.double_backward import twin_gradients
+from rnnlab.nn.kernels.double_backward import twin_gradients, twin_required
 
 # differentiable(projection, hidden, weight_hh, bias_hh, mask) -> (output, final hidden): the same
 # recurrence by autograd-differentiable operations, for double backward.
@@ -124,7 +124,7 @@ class LectureGRUFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the twin
+        if twin_required(grad_output, grad_hidden):  # double backward or batched gradients
             return (*_twin_gradients(ctx, grad_output, grad_hidden), None, None)
         _, initial, weight_hh, _, mask, output, previous, gates, candidates, reset_hidden = (
             ctx.saved_tensors
@@ -220,7 +220,7 @@ class GRUFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the twin
+        if twin_required(grad_output, grad_hidden):  # double backward or batched gradients
             return (*_twin_gradients(ctx, grad_output, grad_hidden), None, None)
         _, initial, weight_hh, _, mask, output, previous, recurrent, gates, candidates = (
             ctx.saved_tensors
@@ -302,7 +302,7 @@ class ElmanFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad_output: Tensor | None, grad_hidden: Tensor | None):
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the twin
+        if twin_required(grad_output, grad_hidden):  # double backward or batched gradients
             return (*_twin_gradients(ctx, grad_output, grad_hidden), None, None, None)
         _, initial, weight_hh, _, mask, previous, activations = ctx.saved_tensors
         previous = _previous_states(initial, activations, previous)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import _VF, Tensor
 
+from rnnlab.nn._checks import checks_while_tracing
 from rnnlab.nn.kernels.sequence import finish_padded
 from rnnlab.nn.kernels.weights import DirectionWeights
 
@@ -50,7 +51,8 @@ def run_stack(
     input (T, B, I); hidden, cell (L·D, B, H); returns output (T, B, D·H), h_n, c_n (LSTM) or None.
     """
     kernel = getattr(_VF, spec.torch_kernel)
-    projected = cell is not None and hidden.shape[-1] != cell.shape[-1]  # LSTM proj_size
+    with checks_while_tracing():  # sizes are static structure, even while tracing
+        projected = cell is not None and bool(hidden.shape[-1] != cell.shape[-1])  # proj_size
     with _native_kernel_if_needed(input, projected):
         if spec.has_cell_state:
             output, hidden, cell = kernel(

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rnnlab.nn.kernels.double_backward import twin_gradients
+from rnnlab.nn.kernels.double_backward import twin_gradients, twin_required
 from rnnlab.nn.kernels.weights import DirectionWeights
 
 SOURCE = Path(__file__).with_name("csrc") / "onednn_rnn.cpp"
@@ -282,7 +282,7 @@ class OneDNNLayer(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor, grad_hidden: Tensor, grad_cell: Tensor):
         (input, hidden, cell, layer_goi, iter_goi, bias, output, final_hidden, final_cell,
          workspace, *_) = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the pure-PyTorch twin
+        if twin_required(grad_output, grad_hidden, grad_cell):  # double or batched backward
             return (None, None, None, *_twin_gradients(ctx, grad_output, grad_hidden, grad_cell))
         code = ctx.code
         directions, _, size = hidden.shape

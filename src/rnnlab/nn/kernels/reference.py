@@ -44,9 +44,9 @@ def run_direction(
     """
     if torch.jit.is_tracing():
         warnings.warn(
-            f"rnnlab: the {spec.title} layer is traced as {input.shape[0]} unrolled steps, so the "
-            "traced or exported graph accepts only sequences of that length (torch has no fused "
-            "kernel for this cell to export instead)",
+            f"rnnlab: the {spec.title} layer is traced as unrolled steps, as many as the example "
+            "input has, so the traced or exported graph accepts only sequences of that length "
+            "(torch has no fused kernel for this cell to trace instead)",
             torch.jit.TracerWarning, stacklevel=2,
         )
     return run_steps(spec.step, spec.project(input, weights), hidden, cell, weights, mask, hook)
