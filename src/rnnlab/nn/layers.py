@@ -7,11 +7,10 @@ torch.nn, plus: ``lengths=`` for padded batches (no packing needed), the lecture
 dense / highway ``connection`` between layers, a per-step ``state_hook`` for diagnostics, and
 ``impl`` to force an implementation (see :mod:`rnnlab.nn.kernels`): ``"auto"`` (default) and
 ``"fused"`` run the fastest available kernel — the compiled oneDNN backend on the CPU, torch's
-fused one, or a hand-written BPTT kernel — and ``"reference"`` the plain step loop. The
-hand-written kernels give first-order gradients only: for ``create_graph=True`` use
-``impl="reference"`` or run the layer inside :func:`rnnlab.nn.kernels.autograd_kernels`
-(torch.func, forward-mode AD, tracing, export and autocast are detected and handled
-automatically).
+fused one, or a hand-written BPTT kernel — and ``"reference"`` the plain step loop. Every path
+gives exact higher-order and batched gradients (the hand-written backwards hand over to a
+differentiable twin), and torch.func, forward-mode AD, tracing, export, compilation and autocast
+are detected and routed to paths that follow them (:mod:`rnnlab.nn.kernels`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ functions here read the spec and never a cell's name.
 Transforms the compiled and hand-written kernels cannot follow — ``torch.func``, forward-mode AD,
 tracing and export (``torch.jit.trace``, ONNX, ``torch.export``, ``torch.compile``), autocast, and
 the :func:`autograd_kernels` block — route to torch's kernel or the reference loop, which autograd
-differentiates; double backward through the compiled backend differentiates the same twin.
+differentiates; double backward and batched gradients through the compiled backend and the BPTT
+kernels differentiate the same kind of twin (:mod:`.double_backward`).
 """
 
 from __future__ import annotations
@@ -48,11 +49,12 @@ _plain_autograd = threading.local()
 def autograd_kernels() -> Iterator[None]:
     """Within this block layers avoid the compiled and hand-written BPTT kernels.
 
-    The hand-written kernels have a single-use analytic backward: no higher-order gradients
-    (``create_graph=True``), no vmapped backward (``is_grads_batched=True``). Inside the block a
-    layer uses torch's kernel where torch has one and the reference step loop otherwise (the
-    lecture's GRU, the linear RNN), both fully differentiable by autograd. ``torch.func``,
-    forward-mode AD, tracing, export and autocast are detected automatically.
+    Not needed for correctness: those kernels' backwards hand double backward
+    (``create_graph=True``) and batched gradients (``is_grads_batched=True``) to a differentiable
+    twin, and ``torch.func``, forward-mode AD, tracing, export, compilation and autocast are
+    detected automatically. Inside the block a layer uses torch's kernel where torch has one and
+    the reference step loop otherwise (the lecture's GRU, the linear RNN), both differentiated by
+    autograd throughout — e.g. to profile or debug those paths.
     """
     previous = getattr(_plain_autograd, "active", False)
     _plain_autograd.active = True
