@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 
 import pytest
 import torch
@@ -25,14 +24,14 @@ from rnn_testing import (
     mode_of,
     random_state,
 )
-from torch.autograd import gradcheck, gradgradcheck
+from torch.autograd import gradcheck
 from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
-from rnnlab.nn import cells, kernels
+from rnnlab.nn import cells
 from rnnlab.nn.cells.gru import SMALL_GRU_WORK
-from rnnlab.nn.kernels import DirectionWeights, onednn, select_implementation
+from rnnlab.nn.kernels import onednn, select_implementation
 from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
 
 # Tiny float64 problem for gradcheck.
@@ -168,7 +167,6 @@ def _mask() -> torch.Tensor:
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("with_mask", [False, True], ids=["no-mask", "mask"])
 def test_gradcheck_gru(with_mask, with_bias, function):
-    """First derivatives (the hand-written backward) and second derivatives (through the twin)."""
     size = GRAD_HIDDEN
     inputs = (
         _double(GRAD_STEPS, GRAD_BATCH, 3 * size),  # projection
@@ -176,16 +174,9 @@ def test_gradcheck_gru(with_mask, with_bias, function):
         _double(3 * size, size),  # weight_hh
         _double(3 * size) if with_bias else None,
         _mask() if with_mask else None,
-        _twin("gru" if function is GRUFunction else "gru-lecture"),
+        None,  # the double-backward twin (tests/nn/test_transforms.py)
     )
     assert gradcheck(function.apply, inputs)
-    assert gradgradcheck(function.apply, inputs)
-
-
-def _twin(cell: str):
-    """The autograd twin the layers hand a BPTT kernel (its weights are replaced by the inputs)."""
-    return functools.partial(kernels._bptt_twin, cells.get(cell),
-                             DirectionWeights(None, None, None, None))
 
 
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
@@ -202,10 +193,9 @@ def test_gradcheck_elman(nonlinearity, with_mask, with_bias):
         _double(size) if with_bias else None,
         _mask() if with_mask else None,
         nonlinearity,
-        _twin({"tanh": "rnn", "relu": "rnn-relu", "linear": "rnn-linear"}[nonlinearity]),
+        None,
     )
     assert gradcheck(ElmanFunction.apply, inputs)
-    assert gradgradcheck(ElmanFunction.apply, inputs)
 
 
 @pytest.mark.parametrize("function", ["gru", "elman"])

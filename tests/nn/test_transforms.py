@@ -7,6 +7,7 @@ and torch.compile; torch.jit.script raises an error that names what works."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 
 import pytest
@@ -15,7 +16,9 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
 
 import rnnlab
+from rnnlab.nn import kernels
 from rnnlab.nn.kernels import onednn
+from rnnlab.nn.kernels.bptt import ElmanFunction, GRUFunction, LectureGRUFunction
 
 # torch's own deprecation notices (its forward AD and inductor use torch.jit internally; the
 # legacy ONNX exporter and torch.jit.trace are deprecated, yet users still call them).
@@ -96,6 +99,23 @@ def test_gradgradcheck_with_respect_to_the_parameters(name, options):
         return (output, *(state if isinstance(state, tuple) else (state,)))
 
     assert gradgradcheck(run_with, values)
+
+
+@pytest.mark.parametrize(("function", "cell", "extra"), [
+    (GRUFunction, "gru", ()), (LectureGRUFunction, "gru-lecture", ()),
+    (ElmanFunction, "rnn-linear", ("linear",)), (ElmanFunction, "rnn", ("tanh",))])
+def test_gradgradcheck_of_the_bptt_kernels(function, cell, extra):
+    """The hand-written BPTT functions themselves, masked, with the twin the layers hand them."""
+    size, gates = 2, rnnlab.nn.cells.get(cell).gate_count
+    mask = (torch.arange(3).unsqueeze(1) < torch.tensor([3, 1])).unsqueeze(2)  # (T, B, 1)
+    twin = functools.partial(kernels._bptt_twin, rnnlab.nn.cells.get(cell),
+                             kernels.DirectionWeights(None, None, None, None))
+    inputs = (torch.randn(3, 2, gates * size, dtype=torch.float64, requires_grad=True),
+              torch.randn(2, size, dtype=torch.float64, requires_grad=True),
+              (0.5 * torch.randn(gates * size, size, dtype=torch.float64)).requires_grad_(),
+              torch.randn(gates * size, dtype=torch.float64, requires_grad=True),
+              mask, *extra, twin)
+    assert gradgradcheck(function.apply, inputs)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["onednn", "pure"])
