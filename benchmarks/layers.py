@@ -206,8 +206,8 @@ def gru_kernel(repeats: int) -> list[str]:
             layer.zero_grad(set_to_none=True)
             projection = nn.functional.linear(x, layer.weight_ih_l0, layer.bias_ih_l0)
             initial = x.new_zeros(x.shape[1], hidden)
-            output, final = GRUFunction.apply(
-                projection, initial, layer.weight_hh_l0, layer.bias_hh_l0, None
+            output, final = GRUFunction.apply(  # no twin: first derivatives only here
+                projection, initial, layer.weight_hh_l0, layer.bias_hh_l0, None, None
             )
             (output.sum() + final.sum()).backward()
 
