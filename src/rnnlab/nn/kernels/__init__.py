@@ -74,6 +74,7 @@ def plain_autograd_required() -> bool:
         or torch.jit.is_scripting()
         or torch.compiler.is_compiling()
         or torch.is_autocast_enabled("cpu")
+        or torch.is_autocast_enabled("cuda")  # the BPTT kernels write into same-dtype buffers
     )
 
 
