@@ -15,3 +15,11 @@ class CheckpointError(RnnlabError, ValueError):
 
 class TrainingDiverged(RnnlabError):
     """Training kept producing NaN/Inf after the allowed number of rollbacks."""
+
+
+class InputError(RnnlabError, ValueError, RuntimeError):
+    """A forward argument of a layer or cell of the wrong type, shape, dtype or device.
+
+    A ValueError, as rnnlab's checks have always raised, and a RuntimeError, as torch.nn raises
+    for most of these, so that ``except RuntimeError`` written for torch.nn keeps working.
+    """

@@ -66,7 +66,8 @@ def _leaf(tensor: Tensor) -> Tensor:
     return tensor.detach().clone().requires_grad_(True)
 
 
-def _flatten_state(state) -> list[Tensor]:
+def flatten_state(state) -> list[Tensor]:
+    """A layer's final state as a list: [h_n], or [h_n, c_n] for an LSTM."""
     return list(state) if isinstance(state, tuple) else [state]
 
 
@@ -96,13 +97,13 @@ def forward_backward(layer: nn.Module, input, hx=None, seed: int = 1234, **kwarg
                                input.unsorted_indices)
     else:
         leaf = input = _leaf(input)
-    state_leaves = [] if hx is None else [_leaf(state) for state in _flatten_state(hx)]
+    state_leaves = [] if hx is None else [_leaf(state) for state in flatten_state(hx)]
     if hx is not None:
         hx = tuple(state_leaves) if isinstance(hx, tuple) else state_leaves[0]
     output, state = layer(input, hx, **kwargs)
     packed = output if isinstance(output, PackedSequence) else None
     output_tensor = output.data if packed is not None else output
-    states = _flatten_state(state)
+    states = flatten_state(state)
     generator = torch.Generator().manual_seed(seed)
     loss = sum(
         (tensor * torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype)).sum()

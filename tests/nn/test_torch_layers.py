@@ -11,6 +11,7 @@ import itertools
 
 import pytest
 import torch
+from rnn_testing import flatten_state
 from torch import nn
 from torch.nn.utils import parametrize, prune
 from torch.nn.utils.parametrizations import weight_norm
@@ -158,8 +159,9 @@ def test_rnn_args_check(mode):
     layer = LAYERS[kind](3, 5, 2, **extra)
     for input_shape, hidden_shape, cell_shape in _wrong_shapes(proj_size, kind == "LSTM"):
         hx = _state(kind, torch.randn(hidden_shape), torch.randn(cell_shape))
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError) as raised:  # torch.nn's type; rnnlab's own error
             layer(torch.randn(input_shape), hx)
+        assert isinstance(raised.value, rnnlab.InputError)
     output, _ = layer(torch.randn(6, 4, 3), _state(kind, torch.randn(2, 4, proj_size or 5),
                                                    torch.randn(2, 4, 5)))
     assert output.shape == (6, 4, proj_size or 5)
@@ -201,14 +203,10 @@ def test_empty_batch(mode, batch_first):
     output, state = layer(sequence)
     reference, reference_state = expected(sequence)
     assert output.shape == reference.shape
-    for ours, theirs in zip(_flatten(state), _flatten(reference_state), strict=True):
+    for ours, theirs in zip(flatten_state(state), flatten_state(reference_state), strict=True):
         assert ours.shape == theirs.shape
     output.sum().backward()
     assert sequence.grad.shape == sequence.shape
-
-
-def _flatten(state) -> list[torch.Tensor]:
-    return list(state) if isinstance(state, tuple) else [state]
 
 
 # ----------------------------------------------------------------------------------- dropout
@@ -320,10 +318,10 @@ def test_matches_torch_nn(mode, bias, bidirectional, batch_first, packed):
         output, state = module(module_input, _state(kind, leaves[1], leaves[2]))
         if packed:
             output = pad_packed_sequence(output, batch_first=batch_first)[0]
-        total = output.pow(2).sum() + sum(s.pow(3).sum() for s in _flatten(state))
+        total = output.pow(2).sum() + sum(s.pow(3).sum() for s in flatten_state(state))
         gradients = torch.autograd.grad(total, [*leaves[: 3 if kind == "LSTM" else 2],
                                                 *module.parameters()])
-        runs.append([output, *_flatten(state), *gradients])
+        runs.append([output, *flatten_state(state), *gradients])
     for ours, theirs in zip(runs[1], runs[0], strict=True):
         torch.testing.assert_close(ours, theirs, atol=1e-10, rtol=1e-8)
 
@@ -406,7 +404,7 @@ def test_grad_and_gradgrad(mode, bias):
 
     def flat(sequence):
         output, state = layer(sequence)
-        return (output, *_flatten(state))
+        return (output, *flatten_state(state))
 
     assert torch.autograd.gradcheck(flat, (sequence,), check_batched_grad=False)
     assert torch.autograd.gradgradcheck(flat, (sequence,), check_batched_grad=False)
@@ -431,16 +429,20 @@ def test_lstm_double_backward_matches_torch_nn_in_float32():
         assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_save_lstm_compatibility():
-    """An LSTM pickled before proj_size existed (its state without it) still runs."""
-    model = rnnlab.LSTM(2, 3)
+@pytest.mark.parametrize("pruned", [False, True])
+def test_save_lstm_compatibility(pruned):
+    """An LSTM pickled before proj_size and _all_weights existed (its state without them) still
+    runs, and its weight groups are rebuilt, pruned weights included."""
+    model = rnnlab.LSTM(2, 3, bidirectional=True)
+    if pruned:
+        prune.l1_unstructured(model, "weight_ih_l0", 0.5)
     sequence = torch.randn(32, 5, 2)
     expected = model(sequence)
     state = dict(model.__dict__)
     assert model.proj_size == 0
-    del state["proj_size"]
-    del state["_all_weights"]
-    loaded = rnnlab.LSTM(2, 3)
+    del state["proj_size"], state["_all_weights"]
+    loaded = rnnlab.LSTM.__new__(rnnlab.LSTM)  # as unpickling builds it: no __init__
     loaded.__setstate__(state)
     assert loaded.proj_size == 0 and loaded._all_weights == model._all_weights
+    assert [len(group) for group in loaded.all_weights] == [4, 4]
     torch.testing.assert_close(loaded(sequence), expected, rtol=0, atol=0)

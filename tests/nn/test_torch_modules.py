@@ -11,6 +11,7 @@ import itertools
 
 import pytest
 import torch
+from rnn_testing import flatten_state
 from torch import nn
 
 import rnnlab
@@ -63,10 +64,10 @@ def test_cell_does_not_broadcast(name):
     for bad in (bad_batch, bad_size):
         states = ([(bad, good_hx), (good_hx, bad)] if name == "LSTMCell" else [bad])
         for hx in states:
-            with pytest.raises(RuntimeError):
+            with pytest.raises(rnnlab.InputError):  # a RuntimeError, as torch.nn's
                 CELLS[name](10, 20)(good_input, hx)
     hx = (good_hx, good_hx) if name == "LSTMCell" else good_hx
-    with pytest.raises(RuntimeError):
+    with pytest.raises(rnnlab.InputError):
         CELLS[name](10, 20)(torch.randn(3, 1), hx)
 
 
@@ -109,7 +110,7 @@ def test_cell_error_inputs(name, arguments, input_shape, state_shape, error, mat
 @pytest.mark.parametrize(("input_shape", "state_shapes"), [
     ((3, 11), ((3, 20), (3, 20))), ((3, 10), ((3, 21), (3, 20))), ((3, 10), ((3, 20), (3, 21)))])
 def test_lstm_cell_forward_sizes(input_shape, state_shapes):
-    with pytest.raises(RuntimeError):
+    with pytest.raises(rnnlab.InputError):
         rnnlab.LSTMCell(10, 20)(torch.randn(input_shape),
                                 tuple(torch.randn(shape) for shape in state_shapes))
 
@@ -186,13 +187,9 @@ def test_unbatched_input_equals_a_batch_of_one(name, options):
                          else state.unsqueeze(1))
         batched, batched_final = layer(sequence.unsqueeze(batch_dim), batched_state)
         torch.testing.assert_close(output, batched.squeeze(batch_dim))
-        for ours, theirs in zip(_flatten(final), _flatten(batched_final), strict=True):
+        for ours, theirs in zip(flatten_state(final), flatten_state(batched_final), strict=True):
             torch.testing.assert_close(ours, theirs.squeeze(1))
         torch.testing.assert_close((output, final), expected(sequence, state))
-
-
-def _flatten(state) -> list[torch.Tensor]:
-    return list(state) if isinstance(state, tuple) else [state]
 
 
 def _modules():

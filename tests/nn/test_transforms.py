@@ -124,6 +124,8 @@ def test_float32_second_derivatives_equal_the_reference(name, options, compiled)
     """A Hessian-vector product of a loss, w.r.t. the input and every weight, through the layer's
     default float32 path (the compiled backend, a BPTT kernel, or torch's) and through the
     reference loop: the same numbers."""
+    if compiled and not onednn.available():
+        pytest.skip(f"the compiled backend is not built here: {onednn.status().reason}")
     results = []
     for impl in ("auto", "reference"):
         layer = _layer(name, options, bidirectional=True, impl=impl)
@@ -190,11 +192,19 @@ def test_vmap_jacrev_and_batched_gradients(name, options):
 
 @pytest.mark.parametrize(("name", "options"), CELLS, ids=CELL_IDS)
 def test_cpu_autocast_bfloat16(name, options):
+    """Runs, is close to float32, and — where torch.nn has the layer and runs it under autocast —
+    gives torch.nn's output dtype (float32 for its GRU, bfloat16 for its RNN)."""
     layer = _layer(name, options, bidirectional=True)
     sequence = torch.randn(5, 2, INPUT)
     expected = layer(sequence)[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = layer(sequence)[0]
+        if name in ("rnn", "rnn-relu", "gru"):
+            reference = {"rnn": torch.nn.RNN, "rnn-relu": torch.nn.RNN, "gru": torch.nn.GRU}[name]
+            extra = {"nonlinearity": "relu"} if name == "rnn-relu" else {}
+            twin = reference(INPUT, HIDDEN, bidirectional=True, **extra)
+            twin.load_state_dict(layer.state_dict())
+            assert output.dtype == twin(sequence)[0].dtype
     output.float().sum().backward()
     torch.testing.assert_close(output.float(), expected, atol=5e-2, rtol=5e-2)
 
@@ -209,6 +219,8 @@ def test_torch_export(name, options):
         other = torch.randn(5, 2, INPUT)
         torch.testing.assert_close(program.module()(other, *arguments[1:]),
                                    layer(other, *arguments[1:]))
+    with pytest.raises(RuntimeError, match="lengths must be between 1 and seq_len"):
+        program.module()(sequence, None, torch.tensor([0, 5]))  # checked inside the graph
     time_axis = torch.export.Dim("steps", min=2)
     with pytest.raises(Exception, match="Constraints violated"):  # as torch.nn's own layers
         torch.export.export(layer, (sequence,), dynamic_shapes=({0: time_axis},))
@@ -318,3 +330,19 @@ def test_jit_trace_of_a_torch_kernel_cell(name):
     traced = torch.jit.trace(layer, (torch.randn(5, 2, INPUT),))
     other = torch.randn(8, 2, INPUT)  # torch's kernel: any length
     torch.testing.assert_close(traced(other), layer(other))
+
+
+def test_onednn_switch_is_restored_after_overlapping_blocks():
+    """torch's oneDNN switch is process-wide: blocks that overlap (in two threads) and end out
+    of order must leave it as it was."""
+    from rnnlab.nn.kernels import fused
+
+    start = torch.backends.mkldnn.enabled
+    first, second = fused._without_onednn(), fused._without_onednn()
+    first.__enter__()
+    second.__enter__()
+    assert not torch.backends.mkldnn.enabled
+    first.__exit__(None, None, None)
+    assert not torch.backends.mkldnn.enabled  # the second block still runs
+    second.__exit__(None, None, None)
+    assert torch.backends.mkldnn.enabled == start

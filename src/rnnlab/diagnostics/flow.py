@@ -264,7 +264,7 @@ def _input_flow(model: nn.Module, inputs: Tensor, loss: StepLoss | None, sources
         raise ValueError("wrt='input' needs floating-point inputs (T, B, I) (or (B, T, I) with "
                          "batch_first); for token ids use wrt='hidden'")
     leaf = inputs.detach().clone().requires_grad_(True)
-    with autograd_kernels():  # a batched backward: no compiled kernel to hand over to a twin
+    with autograd_kernels():  # a batched backward: autograd's kernels, no twin recomputed
         output = time_major(model_output(model(leaf)), batch_first)  # (T, B, F)
     steps = output.shape[0]
     input_steps = leaf.shape[1] if batch_first else leaf.shape[0]

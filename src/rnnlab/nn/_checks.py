@@ -9,13 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-
-class InputError(ValueError, RuntimeError):
-    """A forward argument of the wrong type, shape, dtype or device.
-
-    A ValueError, as rnnlab's checks have always raised, and a RuntimeError, as torch.nn raises
-    for most of these, so that ``except RuntimeError`` written for torch.nn keeps working.
-    """
+from rnnlab.errors import InputError
 
 
 class NoTorchScript:
@@ -155,10 +149,16 @@ def check_lengths(lengths, steps: int, batch: int, device: torch.device) -> Tens
     lengths = lengths.to(device=device, dtype=torch.int64)
     if batch == 0:
         return None
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return lengths  # its values are data here: nothing may branch on them; always masked
+    if torch.compiler.is_compiling():  # symbolic values: the check goes into the graph
+        torch._assert_async(((lengths >= 1) & (lengths <= steps)).all(),
+                            "lengths must be between 1 and seq_len")
+        return lengths  # nothing may branch on the values: always masked
     shortest, longest = int(lengths.min()), int(lengths.max())
     if shortest < 1 or longest > steps:
         raise InputError(f"lengths must be between 1 and seq_len={steps}, got values from "
                          f"{shortest} to {longest}")
+    if torch.jit.is_tracing():  # the example's values are checked; a traced graph must not
+        torch._assert_async(((lengths >= 1) & (lengths <= steps)).all(),  # depend on them, and
+                            "lengths must be between 1 and seq_len")  # checks every new one
+        return lengths  # no shortcut for full batches: always masked
     return None if shortest == steps else lengths  # all full: no masking needed

@@ -7,10 +7,11 @@ torch.nn, plus: ``lengths=`` for padded batches (no packing needed), the lecture
 dense / highway ``connection`` between layers, a per-step ``state_hook`` for diagnostics, and
 ``impl`` to force an implementation (see :mod:`rnnlab.nn.kernels`): ``"auto"`` (default) and
 ``"fused"`` run the fastest available kernel — the compiled oneDNN backend on the CPU, torch's
-fused one, or a hand-written BPTT kernel — and ``"reference"`` the plain step loop. Every path
-gives exact higher-order and batched gradients (the hand-written backwards hand over to a
-differentiable twin), and torch.func, forward-mode AD, tracing, export, compilation and autocast
-are detected and routed to paths that follow them (:mod:`rnnlab.nn.kernels`).
+fused one, or a hand-written BPTT kernel — and ``"reference"`` the plain step loop. On the CPU
+every path gives exact higher-order and batched gradients (the hand-written backwards hand over
+to a differentiable twin), and torch.func, forward-mode AD, tracing, export, compilation and
+autocast are detected and routed to paths that follow them (:mod:`rnnlab.nn.kernels`); on CUDA,
+torch's cuDNN kernels keep their own limits (cuDNN has no double backward, and raises).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class RNN(RecurrentStack):
     Args (as torch.nn.RNN): input_size, hidden_size, num_layers=1, nonlinearity="tanh",
     bias=True, batch_first=False, dropout=0.0, bidirectional=False; extensions (keyword-only):
     ``nonlinearity="linear"`` (identity activation), ``connection``, ``impl``. ``proj_size``
-    is accepted for torch.nn's signature and must be 0 (only the LSTM projects).
+    must be 0 (only the LSTM projects; torch.nn refuses the keyword even as 0, rnnlab takes 0 so
+    that ``recurrent(cell, ..., proj_size=0)`` works for every cell).
     Shapes: see :meth:`forward`; returns ``(output, h_n)``.
     """
 
@@ -99,7 +101,7 @@ class GRU(RecurrentStack):
     Args (as torch.nn.GRU): input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
     dropout=0.0, bidirectional=False; extensions (keyword-only): ``reset_after`` (True: torch's
     form; False: the lecture's / Cho et al. 2014, with no torch.nn equivalent),
-    ``connection``, ``impl``; ``proj_size`` must be 0, as in torch.nn. Shapes: see
+    ``connection``, ``impl``; ``proj_size`` must be 0 (as for :class:`RNN`). Shapes: see
     :meth:`forward`; returns ``(output, h_n)``.
     """
 

@@ -105,28 +105,19 @@ class RecurrentStack(NoTorchScript, nn.Module):
         rows = spec.gate_count * hidden_size
         output_size = self.num_directions * self.state_size
         sizes = layer_input_sizes(connection, input_size, output_size, num_layers)
-        self._flat_weights_names: list[str] = []  # torch.nn's: what its fused kernels take
-        self._all_weights: list[list[str]] = []  # torch.nn's: names per layer and direction
-        for layer, layer_input in enumerate(sizes):
-            for direction in range(self.num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = {"weight_ih": (rows, layer_input),
-                          "weight_hh": (rows, self.state_size)}
-                if bias:
-                    shapes.update(bias_ih=(rows,), bias_hh=(rows,))
-                if proj_size:
-                    shapes.update(weight_hr=(proj_size, hidden_size))
-                names = []
-                for kind, shape in shapes.items():
-                    parameter = nn.Parameter(torch.empty(shape, **factory))
-                    self.register_parameter(kind + suffix, parameter)
-                    names.append(kind + suffix)
-                self._flat_weights_names.extend(names)
-                for extra in spec.extra_parameters:  # after torch.nn's four, drawn by no RNG
-                    parameter = nn.Parameter(torch.empty(extra.blocks * hidden_size, **factory))
-                    self.register_parameter(extra.name + suffix, parameter)
-                    names.append(extra.name + suffix)
-                self._all_weights.append(names)
+        shapes = {"weight_hh": (rows, self.state_size), "bias_ih": (rows,), "bias_hh": (rows,),
+                  "weight_hr": (proj_size, hidden_size),
+                  **{extra.name: (extra.blocks * hidden_size,) for extra in spec.extra_parameters}}
+        extras = {extra.name for extra in spec.extra_parameters}
+        self._all_weights = self._parameter_names()  # torch.nn's: names per layer and direction
+        self._flat_weights_names = [  # torch.nn's: what its fused kernels take, in order
+            name for names in self._all_weights for name in names if _kind(name) not in extras]
+        for index, names in enumerate(self._all_weights):
+            layer_input = sizes[index // self.num_directions]
+            for name in names:  # extra parameters come after torch.nn's, drawn by no RNG
+                kind = _kind(name)
+                shape = (rows, layer_input) if kind == "weight_ih" else shapes[kind]
+                self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         modules = [make_connection(connection, size, output_size, **factory) for size in sizes]
         self.connections = (
             nn.ModuleList(modules) if connection in ("residual", "highway") else None
@@ -152,18 +143,23 @@ class RecurrentStack(NoTorchScript, nn.Module):
         for module in self.connections or ():
             module.reset_parameters()
 
+    def _parameter_names(self) -> list[list[str]]:
+        """The recurrent parameters' names per layer and direction, in registration order:
+        torch.nn's (``weight_ih``, ``weight_hh``, biases, ``weight_hr``), then the cell's extra
+        ones — e.g. ``["weight_ih_l1_reverse", "weight_hh_l1_reverse", ...]``."""
+        kinds = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        kinds += (["weight_hr"] if self.proj_size else [])
+        kinds += [extra.name for extra in self.spec.extra_parameters]
+        return [[f"{kind}_l{layer}{'_reverse' if direction else ''}" for kind in kinds]
+                for layer in range(self.num_layers) for direction in range(self.num_directions)]
+
     def __setstate__(self, state: dict) -> None:
         """Unpickle modules saved before ``proj_size`` and ``_all_weights`` existed (as torch.nn
         does for its own old pickles)."""
         super().__setstate__(state)
         self.__dict__.setdefault("proj_size", 0)
         if "_all_weights" not in self.__dict__:
-            suffixes = [f"_l{layer}" + ("_reverse" if direction else "")
-                        for layer in range(self.num_layers)
-                        for direction in range(self.num_directions)]
-            self._all_weights = [[name for name in self._parameters  # "weight_hh" + "_l1_reverse"
-                                  if "_l" + name.rsplit("_l", 1)[1] == suffix]
-                                 for suffix in suffixes]
+            self._all_weights = self._parameter_names()
 
     @property
     def state_size(self) -> int:
@@ -332,6 +328,11 @@ class RecurrentStack(NoTorchScript, nn.Module):
         hidden = torch.cat(final_hidden, dim=0)
         cell = None if cell is None else torch.cat(final_cell, dim=0)
         return layer_input, hidden, cell
+
+
+def _kind(name: str) -> str:
+    """A parameter's name without its layer and direction: "weight_hh_l1_reverse" -> "weight_hh"."""
+    return name.rsplit("_l", 1)[0]
 
 
 def _repack(output: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:

@@ -67,7 +67,8 @@ class CellBase(NoTorchScript, nn.Module):
         if input.shape[-1] != self.input_size:
             raise InputError(f"input has inconsistent input_size: got {input.shape[-1]} expected "
                              f"{self.input_size} (input shape {tuple(input.shape)})")
-        check_weights_match(input, self.weight_ih)
+        if not torch.is_autocast_enabled(input.device.type):  # autocast casts, as torch.nn
+            check_weights_match(input, self.weight_ih)
         unbatched = input.dim() == 1
         for index, (name, state) in enumerate(states):
             if state is None:

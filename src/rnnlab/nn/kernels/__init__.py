@@ -144,8 +144,9 @@ def run_direction(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run one direction of one layer with the implementation ``kind``.
 
-    input (T, B, I) in processing order; hidden/cell (B, H); lengths (B,) with the boolean mask
-    (T, B, 1), or None. Returns output (T, B, H) (zero past each end), final hidden and cell (B, H).
+    input (T, B, I) in processing order; hidden (B, S) and cell (B, H), S = the LSTM's proj_size
+    or H; lengths (B,) with the boolean mask (T, B, 1), or None. Returns output (T, B, S) (zero
+    past each end), final hidden (B, S) and cell (B, H).
     """
     if kind == "reference":
         return reference.run_direction(spec, input, hidden, cell, weights, mask, hook)
@@ -176,8 +177,9 @@ def run_layer(
     weights: list[DirectionWeights],
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Every direction of one layer in one call of a fused kernel (``"torch"`` or ``"onednn"``),
-    for full-length batches. input (T, B, I); hidden, cell (D, B, H); ``weights`` one entry per
-    direction. Returns output (T, B, D·H), h_n and c_n (D, B, H) (c_n None without a cell)."""
+    for full-length batches. input (T, B, I); hidden (D, B, S), cell (D, B, H), S = the LSTM's
+    proj_size or H; ``weights`` one entry per direction. Returns output (T, B, D·S), h_n
+    (D, B, S) and c_n (D, B, H) (c_n None without a cell)."""
     if kind == "onednn":
         return onednn.run_layer(spec.onednn_code, input, hidden, cell, weights,
                                 functools.partial(_twin, spec))
@@ -214,7 +216,7 @@ def _bptt_twin(
     weight_hh: Tensor, bias_hh: Tensor | None, mask: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
     """The autograd-differentiable twin of a BPTT kernel call (the reference step loop on the
-    same projection), used for double backward."""
+    same projection), used for double backward and batched gradients."""
     output, final, _ = reference.run_steps(
         spec.step, projection, hidden, None,
         weights._replace(weight_hh=weight_hh, bias_hh=bias_hh), mask,

@@ -14,11 +14,12 @@ from torch import Tensor
 def twin_required(*grads: Tensor | None) -> bool:
     """Whether a hand-written backward, now running on the incoming ``grads``, must hand over to
     the twin: with ``create_graph=True`` (grad mode is on inside the backward), under torch.func,
-    or for batched gradients (``is_grads_batched=True`` runs the backward on batched tensors,
-    which only the dispatch keys reveal; the kernels have no batching rule)."""
+    or for batched gradients (``is_grads_batched=True`` runs the backward on batched tensors;
+    the kernels have no batching rule)."""
+    functorch = torch._C._functorch
     return (torch.is_grad_enabled() or torch._C._are_functorch_transforms_active()
-            or any(grad is not None and "Batched" in repr(torch._C._dispatch_keys(grad))
-                   for grad in grads))
+            or any(functorch.is_legacy_batchedtensor(grad) or functorch.is_batchedtensor(grad)
+                   for grad in grads if grad is not None))
 
 
 def twin_gradients(

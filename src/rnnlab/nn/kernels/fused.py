@@ -18,6 +18,7 @@ Variable lengths on a padded batch:
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,8 @@ def run_stack(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """One call of torch's kernel ``spec.torch_kernel`` for a whole stack (torch.nn's own path).
 
-    input (T, B, I); hidden, cell (L·D, B, H); returns output (T, B, D·H), h_n, c_n (LSTM) or None.
+    input (T, B, I); hidden (L·D, B, S), cell (L·D, B, H), S = the LSTM's proj_size or H;
+    returns output (T, B, D·S), h_n, c_n (LSTM) or None.
     """
     kernel = getattr(_VF, spec.torch_kernel)
     with checks_while_tracing():  # sizes are static structure, even while tracing
@@ -79,16 +81,28 @@ def _native_kernel_if_needed(input: Tensor, projected: bool) -> contextlib.Abstr
     return contextlib.nullcontext()
 
 
+_switch = threading.Lock()
+_switched_off = {"blocks": 0, "previous": True}
+
+
 @contextlib.contextmanager
 def _without_onednn() -> Iterator[None]:
     """torch's oneDNN switch off for the block (``torch.backends.mkldnn.flags`` would also reset
-    the TF32 setting, which warns on every call without an Intel GPU)."""
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
+    the TF32 setting, which warns on every call without an Intel GPU). The switch is
+    process-wide: overlapping blocks in several threads turn it off once and the last one out
+    restores it (other threads' LSTMs meanwhile run torch's native kernel: slower, not wrong)."""
+    with _switch:
+        if _switched_off["blocks"] == 0:
+            _switched_off["previous"] = torch.backends.mkldnn.enabled
+            torch.backends.mkldnn.enabled = False
+        _switched_off["blocks"] += 1
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = previous
+        with _switch:
+            _switched_off["blocks"] -= 1
+            if _switched_off["blocks"] == 0:
+                torch.backends.mkldnn.enabled = _switched_off["previous"]
 
 
 def run_direction(

@@ -34,19 +34,20 @@ def run_direction(
     Args:
         spec: the cell (its ``project`` and ``step``).
         input: (T, B, I), already in processing order.
-        hidden, cell: initial states (B, H); ``cell`` only for cells with a cell state.
+        hidden, cell: initial states (B, S) and (B, H), S = the LSTM's proj_size or H;
+            ``cell`` only for cells with a cell state.
         weights: this direction's parameters.
         mask: (T, B, 1) boolean valid-step mask, or None when every sequence has length T. Past a
             sequence's end its state is frozen and its output is zero.
         hook: optional ``hook(step, hidden) -> hidden`` applied to each new hidden state.
     Returns:
-        output (T, B, H), final hidden (B, H), final cell (B, H) or None.
+        output (T, B, S), final hidden (B, S), final cell (B, H) or None.
     """
     if torch.jit.is_tracing():
         warnings.warn(
-            f"rnnlab: the {spec.title} layer is traced as unrolled steps, as many as the example "
-            "input has, so the traced or exported graph accepts only sequences of that length "
-            "(torch has no fused kernel for this cell to trace instead)",
+            f"rnnlab: the {spec.title} layer runs its reference step loop here, which is traced "
+            "as unrolled steps, as many as the example input has: the traced or exported graph "
+            "accepts only sequences of that length",
             torch.jit.TracerWarning, stacklevel=2,
         )
     return run_steps(spec.step, spec.project(input, weights), hidden, cell, weights, mask, hook)

@@ -36,6 +36,7 @@ def finish_padded(output: Tensor, lengths: Tensor, mask: Tensor) -> tuple[Tensor
 
 
 def last_valid(sequence: Tensor, lengths: Tensor) -> Tensor:
-    """Each sequence's value at its last valid step: (T, B, F) -> (B, F)."""
-    batch = torch.arange(sequence.shape[1], device=sequence.device)
-    return sequence[lengths.to(sequence.device) - 1, batch]
+    """Each sequence's value at its last valid step: (T, B, F) -> (B, F). A gather, which
+    refuses an index outside [0, T) where indexing would wrap a length of 0 around to step T."""
+    index = (lengths.to(sequence.device) - 1).view(1, -1, 1).expand(1, *sequence.shape[1:])
+    return sequence.gather(0, index).squeeze(0)
