@@ -66,6 +66,16 @@ def _leaf(tensor: Tensor) -> Tensor:
     return tensor.detach().clone().requires_grad_(True)
 
 
+# torch.nn's layer classes and rnnlab's, by torch.nn's class name.
+LAYERS = {"RNN": rnnlab.RNN, "GRU": rnnlab.GRU, "LSTM": rnnlab.LSTM}
+TORCH_LAYERS = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}
+
+
+def state_argument(kind: str, hidden: Tensor, cell: Tensor | None = None):
+    """``hx`` for a layer of class ``kind``: (h_0, c_0) for an LSTM (c_0 = h_0 if not given)."""
+    return (hidden, hidden if cell is None else cell) if kind == "LSTM" else hidden
+
+
 def flatten_state(state) -> list[Tensor]:
     """A layer's final state as a list: [h_n], or [h_n, c_n] for an LSTM."""
     return list(state) if isinstance(state, tuple) else [state]

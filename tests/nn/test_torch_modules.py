@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 import torch
-from rnn_testing import flatten_state
+from rnn_testing import LAYERS, flatten_state
 from torch import nn
 
 import rnnlab
@@ -19,7 +19,6 @@ import rnnlab
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 
 CELLS = {"RNNCell": rnnlab.RNNCell, "GRUCell": rnnlab.GRUCell, "LSTMCell": rnnlab.LSTMCell}
-LAYERS = {"RNN": rnnlab.RNN, "GRU": rnnlab.GRU, "LSTM": rnnlab.LSTM}
 
 
 def _hx(name: str, *shape: int):
