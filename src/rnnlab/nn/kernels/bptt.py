@@ -7,6 +7,12 @@ few per-step tensors the backward needs, and in the backward walks the steps in 
 only the gradients of the pre-activations; the recurrent weight gradients are then ONE matrix
 product over all steps (``dW_hh = Σ_t δ_tᵀ h_{t-1}``) instead of T small ones. Every backward here
 is checked against autograd with ``torch.autograd.gradcheck`` in float64 (tests/nn/test_kernels.py).
+
+Double backward and batched gradients go through a differentiable twin (the reference loop on the
+same input projection; :mod:`.double_backward`), so each function also keeps its inputs,
+the projection included: per step 3H more saved floats for the GRUs (7H -> 10H for torch's,
+5H -> 8H for the lecture's) and H more for the Elman RNN (H -> 2H), the price of exact second
+derivatives whenever they are asked for.
 """
 
 from __future__ import annotations
