@@ -12,8 +12,10 @@ import warnings
 
 import pytest
 import torch
+from rnn_testing import flatten_state
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
 from rnnlab.nn import kernels
@@ -53,35 +55,42 @@ def _output_and_states(layer, sequence, hx=None, lengths=None):
 
 
 # ------------------------------------------------------------------- second derivatives
-CONFIGURATIONS = [  # (layer keyword arguments, lengths)
-    ({}, None),
-    ({"bias": False}, None),
-    ({"bidirectional": True}, [3, 1]),
-    ({"num_layers": 2, "bidirectional": True}, None),
-    ({"num_layers": 2, "connection": "residual"}, [2, 3]),
-    ({"num_layers": 2, "connection": "dense", "bidirectional": True}, [3, 2]),
-]
+CONFIGURATIONS = {  # id: (layer keyword arguments, lengths, input form)
+    "plain": ({}, None, "padded"),
+    "no-bias": ({"bias": False}, None, "padded"),
+    "bi-lengths": ({"bidirectional": True}, [3, 1], "padded"),
+    "2-layers-bi": ({"num_layers": 2, "bidirectional": True}, None, "padded"),
+    "residual-lengths": ({"num_layers": 2, "connection": "residual"}, [2, 3], "padded"),
+    "dense-bi-lengths": ({"num_layers": 2, "connection": "dense", "bidirectional": True}, [3, 2],
+                         "padded"),
+    "highway-batch-first": ({"num_layers": 2, "connection": "highway", "batch_first": True},
+                            None, "padded"),
+    "bi-packed": ({"bidirectional": True}, [1, 3], "packed"),
+}
 
 
-@pytest.mark.parametrize("configuration", CONFIGURATIONS,
-                         ids=["plain", "no-bias", "bi-lengths", "2-layers-bi", "residual-lengths",
-                              "dense-bi-lengths"])
+@pytest.mark.parametrize("configuration", CONFIGURATIONS.values(), ids=CONFIGURATIONS.keys())
 @pytest.mark.parametrize(("name", "options"), CELLS, ids=CELL_IDS)
 def test_gradgradcheck_every_configuration(name, options, configuration):
     """In float64, on the path a layer takes by default (hand-written BPTT for the small GRUs and
     the linear RNN, torch's kernel, or the reference loop), w.r.t. the input and initial state."""
-    keywords, lengths = configuration
+    keywords, lengths, form = configuration
     layer = _layer(name, options, 2, 2, **keywords).double()  # small: gradgradcheck is costly
     states = layer.num_layers * layer.num_directions
-    sequence = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    shape = (2, 3, 2) if layer.batch_first else (3, 2, 2)  # batch 2, 3 steps
+    sequence = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     hidden = torch.randn(states, 2, layer.state_size, dtype=torch.float64, requires_grad=True)
     cell = torch.randn(states, 2, 2, dtype=torch.float64, requires_grad=True)
     has_cell = layer.spec.has_cell_state
     lengths = None if lengths is None else torch.tensor(lengths)
 
     def run(sequence, hidden, cell):
-        return _output_and_states(layer, sequence, (hidden, cell) if has_cell else hidden,
-                                  lengths)
+        hx = (hidden, cell) if has_cell else hidden
+        if form == "packed":
+            packed = pack_padded_sequence(sequence, lengths, enforce_sorted=False)
+            output, state = layer(packed, hx)
+            return (pad_packed_sequence(output)[0], *flatten_state(state))
+        return _output_and_states(layer, sequence, hx, lengths)
 
     assert gradcheck(run, (sequence, hidden, cell))
     assert gradgradcheck(run, (sequence, hidden, cell))
