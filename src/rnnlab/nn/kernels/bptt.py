@@ -26,7 +26,7 @@ from torch.autograd.function import FunctionCtx
 from rnnlab.nn.kernels.double_backward import twin_gradients, twin_required
 
 # differentiable(projection, hidden, weight_hh, bias_hh, mask) -> (output, final hidden): the same
-# recurrence by autograd-differentiable operations, for double backward.
+# recurrence by autograd-differentiable operations, for double backward and batched gradients.
 Differentiable = Callable[[Tensor, Tensor, Tensor, "Tensor | None", "Tensor | None"],
                           "tuple[Tensor, Tensor]"]
 
@@ -56,7 +56,7 @@ def _save(ctx: FunctionCtx, inputs: tuple[Tensor | None, ...], differentiable: D
 
 def _twin_gradients(ctx: FunctionCtx, grad_output: Tensor | None,
                     grad_hidden: Tensor | None) -> list[Tensor | None]:
-    """Gradients of (projection, hidden, weight_hh, bias_hh) with a graph (double backward)."""
+    """Gradients of (projection, hidden, weight_hh, bias_hh) through the twin, with a graph."""
     projection, initial, weight_hh, bias_hh, mask = ctx.saved_tensors[:5]
 
     def differentiable(projection, hidden, weight_hh, bias_hh):
