@@ -51,7 +51,7 @@ def _layer(name: str, options: dict, input_size: int = INPUT, hidden_size: int =
 
 def _output_and_states(layer, sequence, hx=None, lengths=None):
     output, state = layer(sequence, hx, lengths)
-    return (output, *(state if isinstance(state, tuple) else (state,)))
+    return (output, *flatten_state(state))
 
 
 # ------------------------------------------------------------------- second derivatives

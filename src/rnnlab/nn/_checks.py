@@ -38,8 +38,9 @@ def checks_while_tracing() -> Iterator[None]:
 
 
 def check_weights_match(input: Tensor, weight: Tensor) -> None:
-    """Raise an InputError unless the input has the weights' dtype and device (torch.nn's words)."""
-    if input.dtype != weight.dtype:
+    """Raise an InputError unless the input has the weights' dtype and device (torch.nn's words);
+    under autocast for the input's device the dtypes may differ (autocast casts, as torch.nn)."""
+    if input.dtype != weight.dtype and not torch.is_autocast_enabled(input.device.type):
         raise InputError(
             f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight.dtype}). "
             f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"

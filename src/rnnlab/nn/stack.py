@@ -13,9 +13,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnlab.errors import InputError
 from rnnlab.nn import kernels
 from rnnlab.nn._checks import (
-    InputError,
     NoTorchScript,
     check_lengths,
     check_weights_match,
@@ -242,8 +242,7 @@ class RecurrentStack(NoTorchScript, nn.Module):
         with checks_while_tracing():
             sequence, unbatched = time_major(sequence if packed else input, self.input_size,
                                              self.batch_first and not packed, type(self).__name__)
-            if not torch.is_autocast_enabled(sequence.device.type):  # autocast casts (torch.nn)
-                check_weights_match(sequence, self.weight_ih_l0)
+            check_weights_match(sequence, self.weight_ih_l0)
             steps, batch, _ = sequence.shape
             hidden, cell = initial_state(hx, self, batch, unbatched, sequence)
             valid = check_lengths(lengths, steps, batch, sequence.device)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnlab.errors import InputError
 from rnnlab.nn._checks import (
-    InputError,
     NoTorchScript,
     check_state_matches,
     check_weights_match,
@@ -67,8 +67,7 @@ class CellBase(NoTorchScript, nn.Module):
         if input.shape[-1] != self.input_size:
             raise InputError(f"input has inconsistent input_size: got {input.shape[-1]} expected "
                              f"{self.input_size} (input shape {tuple(input.shape)})")
-        if not torch.is_autocast_enabled(input.device.type):  # autocast casts, as torch.nn
-            check_weights_match(input, self.weight_ih)
+        check_weights_match(input, self.weight_ih)
         unbatched = input.dim() == 1
         for index, (name, state) in enumerate(states):
             if state is None:

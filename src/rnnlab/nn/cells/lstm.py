@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from rnnlab.nn._checks import InputError
+from rnnlab.errors import InputError
 from rnnlab.nn._init import add_forget_bias, check_number
 from rnnlab.nn.cells._base import CellBase, recurrent_product
 from rnnlab.nn.cells._spec import CellSpec, register

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from rnnlab.nn._checks import InputError
+from rnnlab.errors import InputError
 from rnnlab.nn.kernels import fused, onednn, reference
 from rnnlab.nn.kernels.fused import run_stack  # a whole plain stack in one call of torch's kernel
 from rnnlab.nn.kernels.sequence import finish_padded
