@@ -27,7 +27,7 @@ def results(plot: str = "plot.png") -> dict[str, Any]:
             "title": "Vanishing", "claim": "c", "published": "p", "setup": "s",
             "numbers": {"slope": -0.69, "curve": [1.0, None]}, "plots": [plot],
             "checks": [check], "verdict": {"status": "supported", "reason": "all"},
-            "wall_time_s": 1.0}},
+            "meaning": "Gradients shrink by ρ per step.", "wall_time_s": 1.0}},
     }
 
 
@@ -45,6 +45,7 @@ def test_valid_results_pass() -> None:
     (lambda d: d["budget"].update(name="huge"), "budget"),
     (lambda d: d.update(seeds=[]), "seeds"),
     (lambda d: d["experiments"]["vanishing"]["checks"][0].pop("measurement"), "checks"),
+    (lambda d: d["experiments"]["vanishing"].pop("meaning"), "meaning"),
 ])
 def test_invalid_results_are_rejected(mutate, message: str) -> None:
     data = copy.deepcopy(results())
@@ -66,6 +67,30 @@ def test_write_report_embeds_plots_and_writes_markdown(tmp_path: Path) -> None:
     validate_results(json.loads((tmp_path / "results.json").read_text(encoding="utf-8")))
 
 
+def test_report_starts_with_the_takeaways_and_says_how_to_rerun(tmp_path: Path) -> None:
+    (tmp_path / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    page = write_report(results(), tmp_path).read_text(encoding="utf-8")
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    # the takeaway behind vanishing is listed, linked to its section, before the summary
+    assert page.index("takeaways") < page.index("Summary")
+    assert 'href="#vanishing"' in page.split("Summary")[0]
+    assert "Gradients vanish or explode" in markdown.split("## Summary")[0]
+    for text in (page, markdown):
+        assert "rnnlab lecture --only vanishing --quick" in text
+        assert "Gradients shrink by ρ per step." in text
+    assert '<a href="results.json">results.json</a>' in page
+    assert "[results.json](results.json)" in markdown
+
+
+def test_takeaways_name_only_known_experiments() -> None:
+    from rnnlab.experiments.report import TAKEAWAYS, rerun_command
+    from rnnlab.experiments.runner import NAMES
+
+    assert {name for _, names in TAKEAWAYS for name in names} <= set(NAMES)
+    assert rerun_command("depth", "default") == "rnnlab lecture --only depth"
+    assert rerun_command("depth", "full") == "rnnlab lecture --only depth --full"
+
+
 def test_json_safe_replaces_non_finite_numbers() -> None:
     import torch
 
@@ -82,7 +107,7 @@ def test_experiment_result_to_dict() -> None:
 
 def test_resolve_names() -> None:
     assert resolve_names("depth,vanishing") == ["vanishing", "depth"]  # report order
-    assert len(resolve_names(None)) == 7
+    assert len(resolve_names(None)) == 12
     with pytest.raises(ValueError, match=r"unknown experiment 'nope'.*vanishing"):
         resolve_names("vanishing,nope")
 
@@ -92,5 +117,7 @@ def test_run_lecture_checks_arguments(tmp_path: Path) -> None:
         run_lecture(tmp_path, budget="huge")
     with pytest.raises(ValueError, match="jobs"):
         run_lecture(tmp_path, jobs=0)
+    with pytest.raises(ValueError, match="jobs"):
+        run_lecture(tmp_path, jobs=True)
     with pytest.raises(ValueError, match="seeds"):
         run_lecture(tmp_path, seeds=0)

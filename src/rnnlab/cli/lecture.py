@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import textwrap
+import time
 from typing import Any
 
-from tqdm import tqdm
-
 from rnnlab.cli._parser import positive_int
+from rnnlab.experiments.progress import LectureProgress
 from rnnlab.experiments.report import summary_rows
-from rnnlab.experiments.runner import NAMES, resolve_names, run_lecture
+from rnnlab.experiments.runner import (
+    NAMES,
+    default_jobs,
+    load_experiment,
+    resolve_names,
+    run_lecture,
+    run_order,
+)
 
 NAME = "lecture"
 
@@ -22,64 +30,79 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         NAME,
         help="reproduce the lecture's claims as experiments and write a report",
         description=(
-            "Run the lecture's experiments on generated data (vanishing gradients, long-range "
-            "memory, clipping, LSTM vs GRU, agreement, bidirectionality, depth) and write "
-            "index.html, report.md, results.json and the PNG plots. The default budget takes "
-            "a few minutes (at most ten) on 2 CPU cores."
+            "Run the lecture's experiments on generated data (vanishing gradients in RNNs and "
+            "deep feed-forward networks, long-range memory and the gates that keep it, a "
+            "language model's recall, clipping and exploding gradients, LSTM vs GRU cost, "
+            "counting, agreement, bidirectionality, depth) and write index.html, report.md, "
+            "results.json and the PNG plots. The default budget takes about six minutes on 2 "
+            "CPU cores."
         ),
     )
     parser.add_argument("--out", default="lecture-report", metavar="DIR",
                         help="report directory (default: lecture-report)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="budget", action="store_const", const="quick",
-                      help="well under two minutes: smaller T, fewer steps (verdicts may "
-                           "be inconclusive)")
+                      help="about a minute: smaller T, fewer steps and seeds (every verdict "
+                           "is computed; some may be inconclusive)")
     size.add_argument("--full", dest="budget", action="store_const", const="full",
-                      help="stronger evidence: more seeds, longer sequences (much slower)")
+                      help="stronger evidence: more seeds, longer sequences and training "
+                           "(about 25 minutes on 2 cores)")
     parser.set_defaults(budget="default")
     parser.add_argument("--only", metavar="NAME,...",
                         help=f"run only these experiments (of: {', '.join(NAMES)})")
     parser.add_argument("--seeds", type=positive_int, metavar="N",
                         help="number of seeds for the experiments that replicate over seeds "
                              "(default: 2 quick, 3 default, 5 full)")
-    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                        help="run independent experiments in N parallel processes (default: 1)")
+    parser.add_argument("--jobs", type=positive_int, metavar="N",
+                        help="run independent experiments in N parallel processes (default: one "
+                             f"per CPU core this process may use, here {default_jobs()})")
     parser.set_defaults(func=run)
 
 
-class _Bars:
-    """Progress per experiment on stderr: one tqdm bar each on a terminal; otherwise (logs, CI)
-    one plain line when an experiment starts and one when it finishes."""
+class _Progress:
+    """One overall progress line on stderr with the time left (:class:`LectureProgress`).
 
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.bars: dict[str, Any] = {}
-        self.width = max(len(name) for name in names)
+    On a terminal the line is redrawn in place (at most five times a second); otherwise (logs,
+    CI) one line is printed whenever an experiment starts or finishes.
+    """
+
+    def __init__(self, names: list[str], budget: str, jobs: int) -> None:
+        order = run_order(names, budget, jobs)
+        self.tracker = LectureProgress(
+            {name: load_experiment(name).expected_s[budget] for name in order}, jobs)
         self.interactive = sys.stderr.isatty()
+        self.started: set[str] = set()
         self.finished: set[str] = set()
+        self.drawn = 0.0
+        self.width = 0
 
     def __call__(self, name: str, done: int, total: int) -> None:
-        if not self.interactive:
-            if name not in self.bars:
-                self.bars[name] = None
-                print(f"{name.ljust(self.width)}  started", file=sys.stderr, flush=True)
-            if done >= total and name not in self.finished:
-                self.finished.add(name)
-                print(f"{name.ljust(self.width)}  done", file=sys.stderr, flush=True)
-            return
-        bar = self.bars.get(name)
-        if bar is None:
-            bar = tqdm(total=total, desc=name.ljust(self.width), file=sys.stderr,
-                       position=self.names.index(name), leave=True, dynamic_ncols=True)
-            self.bars[name] = bar
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        self.tracker.update(name, done, total)
+        news = []
+        if name not in self.started:
+            self.started.add(name)
+            news.append(f"{name} started")
+        if done >= total and name not in self.finished:
+            self.finished.add(name)
+            news.append(f"{name} finished")
+        if self.interactive:
+            now = time.monotonic()
+            if news or now - self.drawn >= 0.2:
+                self.drawn = now
+                self._draw(self.tracker.line())
+        elif news:
+            print(f"{self.tracker.line()} ({'; '.join(news)})", file=sys.stderr, flush=True)
+
+    def _draw(self, text: str) -> None:
+        columns = shutil.get_terminal_size((100, 20)).columns
+        text = text[: max(columns - 1, 20)]
+        print("\r" + text.ljust(self.width), end="", file=sys.stderr, flush=True)
+        self.width = len(text)
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            if bar is not None:
-                bar.close()
+        if self.interactive and self.width:
+            self._draw(self.tracker.line())
+            print(file=sys.stderr, flush=True)
 
 
 def _print_summary(data: dict[str, Any]) -> None:
@@ -95,12 +118,13 @@ def _print_summary(data: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the experiments, print the summary table and where the report is."""
     names = resolve_names(args.only)
-    bars = _Bars(names)
+    jobs = min(default_jobs() if args.jobs is None else args.jobs, len(names))
+    progress = _Progress(names, args.budget, jobs)
     try:
         lecture = run_lecture(args.out, budget=args.budget, only=names, seeds=args.seeds,
-                              jobs=args.jobs, progress=bars)
+                              jobs=jobs, progress=progress)
     finally:
-        bars.close()
+        progress.close()
     _print_summary(lecture.data)
     print(f"wall time: {lecture.data['wall_time_s']:.0f} s")
     for name, error in lecture.errors.items():

@@ -1,9 +1,10 @@
 """``rnnlab lecture``: the lecture's claims as measured experiments, and the report writer.
 
-Each experiment is one module (:mod:`.vanishing`, :mod:`.memory`, :mod:`.clipping`,
-:mod:`.lstm_vs_gru`, :mod:`.agreement`, :mod:`.bidirectional`, :mod:`.depth`) exposing an
+Each experiment is one module (:mod:`.vanishing`, :mod:`.feedforward`, :mod:`.memory`,
+:mod:`.gates`, :mod:`.recall`, :mod:`.clipping`, :mod:`.exploding`, :mod:`.lstm_vs_gru`,
+:mod:`.counting`, :mod:`.agreement`, :mod:`.bidirectional`, :mod:`.depth`) exposing an
 :class:`Experiment`; :func:`run_lecture` runs them and writes the report (:mod:`.report`).
-Experiment modules are imported only when run.
+Experiment modules are imported only when run (or when their time estimate is asked for).
 """
 
 from rnnlab.experiments.base import (

@@ -80,6 +80,8 @@ class ExperimentResult:
         plots: file names of the PNG plots written into the context's plot directory.
         checks: the measured sub-claims with their verdicts.
         verdict: the experiment's overall verdict (see :func:`verdicts.combine`).
+        meaning: one or two plain sentences saying what the result means for a student (written
+            for the verdict actually reached).
         wall_time_s: seconds the run took (filled in by the runner).
     """
 
@@ -87,6 +89,7 @@ class ExperimentResult:
     plots: list[str]
     checks: list[Check]
     verdict: Verdict
+    meaning: str = ""
     wall_time_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +99,7 @@ class ExperimentResult:
             "plots": list(self.plots),
             "checks": [check.to_dict() for check in self.checks],
             "verdict": self.verdict.to_dict(),
+            "meaning": self.meaning,
             "wall_time_s": self.wall_time_s,
         }
 
@@ -159,6 +163,8 @@ class Experiment:
         setup: what is trained and measured (sizes depend on the budget; see ``sizes``).
         run: the experiment itself.
         sizes: per budget, the sizes it uses (JSON-able dict), recorded in results.json.
+        expected_s: per budget, about how many seconds it takes with one thread on a 2-core
+            machine; weighs the experiment in the overall progress and its time estimate.
     """
 
     name: str
@@ -168,6 +174,8 @@ class Experiment:
     setup: str
     run: Callable[[ExperimentContext], ExperimentResult]
     sizes: Callable[[str], dict[str, Any]]
+    expected_s: dict[str, float] = field(
+        default_factory=lambda: {"quick": 5.0, "default": 30.0, "full": 120.0})
 
     def describe(self) -> dict[str, str]:
         """The texts of the report section."""

@@ -18,14 +18,17 @@
           "checks": [{"claim": str, "measurement": str,
                       "verdict": {"status": str, "reason": str}}, ...],
           "verdict": {"status": "supported" | "not supported" | "inconclusive", "reason": str},
+          "meaning": str,            # what the result means for a student, in plain sentences
           "wall_time_s": float
         }, ...
       }
     }
 
 ``index.html`` is one self-contained page (the plots are embedded as base64 PNG data URIs) that
-opens offline: the summary table claim → measurement → verdict at the top, then one section per
-experiment. ``report.md`` holds the same text in Markdown, with the PNGs beside it.
+opens offline: the lecture's four takeaways with the experiments behind each and their verdicts,
+the summary table claim → measurement → verdict, then one section per experiment (its meaning in
+plain words, the command that reruns it alone, its checks and plots). ``report.md`` holds the same
+text in Markdown, with the PNGs beside it.
 """
 
 from __future__ import annotations
@@ -46,8 +49,19 @@ TOP_LEVEL = {
 }
 EXPERIMENT_KEYS = {
     "title": str, "claim": str, "published": str, "setup": str, "numbers": dict, "plots": list,
-    "checks": list, "verdict": dict, "wall_time_s": (int, float),
+    "checks": list, "verdict": dict, "meaning": str, "wall_time_s": (int, float),
 }
+# the lecture's closing takeaways, each with the experiments that test it
+TAKEAWAYS = (
+    ("LSTMs are powerful, but GRUs are faster",
+     ("memory", "gates", "recall", "counting", "lstm-vs-gru")),
+    ("Clip your gradients", ("clipping", "exploding")),
+    ("Use bidirectionality when possible", ("bidirectional",)),
+    ("Multi-layer RNNs are powerful, but you might need skip/dense connections if deep",
+     ("depth", "feedforward")),
+    ("(The problem behind them all) Gradients vanish or explode over long products of Jacobians",
+     ("vanishing", "feedforward")),
+)
 STATUS_COLOURS = {"supported": "#1b7f3b", "not supported": "#b3261e", "inconclusive": "#8a6d00"}
 
 
@@ -124,6 +138,25 @@ def summary_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def takeaway_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per takeaway of the lecture whose experiments were run: the takeaway, and
+    ``(name, title, status)`` of each experiment behind it."""
+    rows = []
+    for takeaway, names in TAKEAWAYS:
+        ran = [(name, data["experiments"][name]["title"],
+                data["experiments"][name]["verdict"]["status"])
+               for name in names if name in data["experiments"]]
+        if ran:
+            rows.append({"takeaway": takeaway, "experiments": ran})
+    return rows
+
+
+def rerun_command(name: str, budget: str) -> str:
+    """The command that reruns only experiment ``name`` under ``budget``."""
+    flag = {"quick": " --quick", "full": " --full"}.get(budget, "")
+    return f"rnnlab lecture --only {name}{flag}"
+
+
 def write_report(data: dict[str, Any], out_dir: str | Path) -> Path:
     """Validate ``data`` and write results.json, report.md and index.html into ``out_dir``.
 
@@ -158,6 +191,12 @@ def render_markdown(data: dict[str, Any]) -> str:
     """The report as Markdown (plots referenced as the PNG files beside it)."""
     lines = ["# rnnlab lecture report: vanishing gradients and fancy RNNs", ""]
     lines += [f"- **{key}**: {value}" for key, value in _header_facts(data)]
+    lines += ["", "## The lecture's takeaways", "", "| Takeaway | Tested by (verdict) |",
+              "|---|---|"]
+    for row in takeaway_rows(data):
+        tested = ", ".join(f"[{title}](#{name}): **{status}**"
+                           for name, title, status in row["experiments"])
+        lines.append(f"| {row['takeaway']} | {tested} |")
     lines += ["", "## Summary", "", "| Experiment | Claim | Measurement | Verdict |",
               "|---|---|---|---|"]
     for row in summary_rows(data):
@@ -165,17 +204,20 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     for name, entry in data["experiments"].items():
         verdict = entry["verdict"]
-        lines += ["", f"## {entry['title']} (`{name}`)", "",
+        lines += ["", f'<a id="{name}"></a>', "", f"## {entry['title']} (`{name}`)", "",
                   f"**Verdict: {verdict['status']}** — {verdict['reason']}", "",
-                  f"**Claim.** {entry['claim']}", "", f"**Published.** {entry['published']}", "",
+                  f"**What it means.** {entry['meaning']}", "",
+                  f"Rerun just this experiment: `{rerun_command(name, data['budget']['name'])}`",
+                  "", f"**Claim.** {entry['claim']}", "", f"**Published.** {entry['published']}",
+                  "",
                   f"**Setup.** {entry['setup']}", "", "**Checks.**", ""]
         for check in entry["checks"]:
             lines.append(f"- {check['claim']}: **{check['verdict']['status']}** — "
                          f"{check['verdict']['reason']}")
         lines.append("")
         lines += [f"![{plot}]({plot})" for plot in entry["plots"]]
-        lines += ["", f"Wall time: {entry['wall_time_s']:.1f} s. Numbers: `results.json` → "
-                      f"`experiments.{name}.numbers`."]
+        lines += ["", f"Wall time: {entry['wall_time_s']:.1f} s. Every number: "
+                      f"[results.json](results.json) → `experiments.{name}.numbers`."]
     return "\n".join(lines) + "\n"
 
 
@@ -215,7 +257,13 @@ def render_html(data: dict[str, Any], plot_dir: Path) -> str:
              '<ul class="facts">']
     parts += [f"<li><b>{escape(key)}</b>: {escape(value)}</li>"
               for key, value in _header_facts(data)]
-    parts += ["</ul>", "<h2>Summary</h2>",
+    parts += ["</ul>", "<h2>The lecture's takeaways</h2>",
+              "<table><tr><th>Takeaway</th><th>Tested by</th></tr>"]
+    for row in takeaway_rows(data):
+        tested = "<br>".join(f'<a href="#{escape(name)}">{escape(title)}</a> {_badge(status)}'
+                             for name, title, status in row["experiments"])
+        parts.append(f"<tr><td>{escape(row['takeaway'])}</td><td>{tested}</td></tr>")
+    parts += ["</table>", "<h2>Summary</h2>",
               "<table><tr><th>Experiment</th><th>Claim</th><th>Measurement</th>"
               "<th>Verdict</th></tr>"]
     for row in summary_rows(data):
@@ -230,6 +278,9 @@ def render_html(data: dict[str, Any], plot_dir: Path) -> str:
         parts += [f'<section id="{escape(name)}">',
                   f"<h2>{escape(entry['title'])} <code>{escape(name)}</code></h2>",
                   f"<p>{_badge(verdict['status'])} {escape(verdict['reason'])}</p>",
+                  f"<p><b>What it means.</b> {escape(entry['meaning'])}</p>",
+                  f"<p>Rerun just this experiment: <code>"
+                  f"{escape(rerun_command(name, data['budget']['name']))}</code></p>",
                   f"<p><b>Claim.</b> {escape(entry['claim'])}</p>",
                   f"<p><b>Published.</b> {escape(entry['published'])}</p>",
                   f"<p><b>Setup.</b> {escape(entry['setup'])}</p>", "<ul>"]
@@ -237,8 +288,9 @@ def render_html(data: dict[str, Any], plot_dir: Path) -> str:
                   f"{escape(check['verdict']['reason'])}</li>" for check in entry["checks"]]
         parts.append("</ul>")
         parts += [_image(plot_dir / plot) for plot in entry["plots"]]
-        parts.append(f"<p class=\"facts\">Wall time {entry['wall_time_s']:.1f} s; every number "
-                     f"is in results.json under experiments.{escape(name)}.numbers.</p>")
+        parts.append(f'<p class="facts">Wall time {entry["wall_time_s"]:.1f} s; every number '
+                     f'is in <a href="results.json">results.json</a> under '
+                     f"<code>experiments.{escape(name)}.numbers</code>.</p>")
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -5,14 +5,15 @@
     lecture.index          # lecture-report/index.html
     lecture.data["experiments"]["vanishing"]["verdict"]
 
-Budgets: ``"quick"`` (well under two minutes on 2 CPU cores; verdicts may be inconclusive),
-``"default"`` (the whole report in at most ten minutes; about four measured) and ``"full"``
-(more seeds, longer sequences, much slower). Each experiment maps the budget to its own
-sizes, recorded in results.json.
+Budgets: ``"quick"`` (about a minute on 2 CPU cores; every verdict computed, not all
+conclusive), ``"default"`` (the whole report in about six minutes on 2 cores) and ``"full"``
+(more seeds, longer sequences and training; about 25 minutes). Each experiment maps the budget
+to its own sizes, recorded in results.json.
 
-Every experiment runs with one intra-op thread: the models are small, and on a shared 2-core
-machine several threads per process contend and make training many times slower. ``jobs`` > 1
-runs independent experiments in that many ``spawn``-ed worker processes.
+Every experiment runs with one intra-op thread: the models are small, and on a shared machine
+several threads per process contend and make training many times slower. By default one
+``spawn``-ed worker process per usable CPU core runs independent experiments side by side, the
+longest first.
 """
 
 from __future__ import annotations
@@ -40,9 +41,14 @@ from rnnlab.experiments.report import write_report
 # name used by --only -> module of rnnlab.experiments, in report order
 MODULES = {
     "vanishing": "vanishing",
+    "feedforward": "feedforward",
     "memory": "memory",
+    "gates": "gates",
+    "recall": "recall",
     "clipping": "clipping",
+    "exploding": "exploding",
     "lstm-vs-gru": "lstm_vs_gru",
+    "counting": "counting",
     "agreement": "agreement",
     "bidirectional": "bidirectional",
     "depth": "depth",
@@ -89,6 +95,22 @@ def resolve_names(only: str | Sequence[str] | None) -> list[str]:
     return [name for name in NAMES if name in requested]
 
 
+def default_jobs() -> int:
+    """The number of CPU cores this process may use (the default number of workers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_order(names: Sequence[str], budget: str, jobs: int) -> list[str]:
+    """The order experiments start in: report order on one worker, longest first on several
+    (so the long ones do not end up alone at the end)."""
+    if jobs <= 1:
+        return list(names)
+    return sorted(names, key=lambda name: -load_experiment(name).expected_s[budget])
+
+
 def run_experiment(name: str, budget: str, seeds: list[int], plot_dir: str | Path,
                    progress: ProgressHook | None = None) -> dict[str, Any]:
     """Run one experiment with one intra-op thread and return its results.json entry.
@@ -110,10 +132,14 @@ def run_experiment(name: str, budget: str, seeds: list[int], plot_dir: str | Pat
         entry = {**experiment.describe(), "numbers": {}, "plots": [], "checks": [],
                  "verdict": {"status": "inconclusive",
                              "reason": f"the experiment failed ({message})"},
+                 "meaning": "The experiment stopped with an error, so it says nothing about "
+                            "the claim; the traceback was printed when it ran.",
                  "error": traceback.format_exc()}
     finally:
         torch.set_num_threads(threads)
     entry["wall_time_s"] = time.perf_counter() - started
+    if progress is not None:
+        progress(name, 1, 1)  # finished, also when it failed part-way
     return entry
 
 
@@ -128,7 +154,9 @@ class _QueueProgress:
 
 
 def _run_parallel(names: list[str], budget: str, seeds: list[int], out: Path, jobs: int,
-                  progress: ProgressHook | None) -> dict[str, dict[str, Any]]:
+                  progress: ProgressHook | None,
+                  on_finish: Callable[[str, dict[str, Any]], None] | None
+                  ) -> dict[str, dict[str, Any]]:
     context = multiprocessing.get_context("spawn")
     entries: dict[str, dict[str, Any]] = {}
     with context.Manager() as manager:
@@ -136,13 +164,16 @@ def _run_parallel(names: list[str], budget: str, seeds: list[int], out: Path, jo
         hook = _QueueProgress(channel)
         with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = {pool.submit(run_experiment, name, budget, seeds, out, hook): name
-                       for name in names}
+                       for name in run_order(names, budget, jobs)}
             pending = set(futures)
             while pending:
                 done, pending = concurrent.futures.wait(pending, timeout=0.2)
                 _drain(channel, progress)
                 for future in done:
-                    entries[futures[future]] = future.result()
+                    name = futures[future]
+                    entries[name] = future.result()
+                    if on_finish is not None:
+                        on_finish(name, entries[name])
             _drain(channel, progress)
     return entries
 
@@ -170,7 +201,7 @@ def run_lecture(
     budget: str = "default",
     only: str | Sequence[str] | None = None,
     seeds: int | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     progress: ProgressHook | None = None,
     on_finish: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Lecture:
@@ -179,9 +210,10 @@ def run_lecture(
     Args:
         out_dir: the report directory (created; existing report files are overwritten).
         budget: "quick", "default" or "full".
-        only: experiment names (a comma list or a sequence); None runs all seven.
+        only: experiment names (a comma list or a sequence); None runs them all.
         seeds: number of seeds (seeds 0..N-1); None takes the budget's default (2, 3, 5).
-        jobs: worker processes; 1 runs everything in this process.
+        jobs: worker processes; None takes one per usable CPU core (:func:`default_jobs`);
+            1 runs everything in this process.
         progress: hook ``(name, done, total)`` called in this process as experiments advance.
         on_finish: hook ``(name, entry)`` called as each experiment finishes.
     Returns:
@@ -193,8 +225,10 @@ def run_lecture(
     count = DEFAULT_SEEDS[budget] if seeds is None else int(seeds)
     if count < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds}")
-    if jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs}")
+    jobs = default_jobs() if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    jobs = min(jobs, len(names))
     seed_list = list(range(count))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -203,16 +237,13 @@ def run_lecture(
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     entries: dict[str, dict[str, Any]] = {}
-    if jobs == 1 or len(names) == 1:
+    if jobs == 1:
         for name in names:
             entries[name] = run_experiment(name, budget, seed_list, out, progress)
             if on_finish is not None:
                 on_finish(name, entries[name])
     else:
-        entries = _run_parallel(names, budget, seed_list, out, min(jobs, len(names)), progress)
-        if on_finish is not None:
-            for name in names:
-                on_finish(name, entries[name])
+        entries = _run_parallel(names, budget, seed_list, out, jobs, progress, on_finish)
     errors = {name: entry.pop("error") for name, entry in entries.items() if "error" in entry}
     data = {
         "rnnlab_version": __version__,
