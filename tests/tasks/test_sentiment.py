@@ -3,7 +3,16 @@
 from task_testing import train
 
 from rnnlab.tasks import ModelConfig, get_task
-from rnnlab.tasks.sentiment import INTENSIFIERS, KEEPING, POSITIVE, REVERSING, WORDS
+from rnnlab.tasks.sentiment import (
+    INTENSIFIERS,
+    KEEPING,
+    NEGATIVE,
+    POSITIVE,
+    REVERSING,
+    TAG_WORDS,
+    TAGS,
+    WORDS,
+)
 
 
 def make(**options):
@@ -29,3 +38,39 @@ def test_bidirectional_gru_learns_sentiment_toy():
     config = ModelConfig(cell="gru", hidden=16, embedding=16, bidirectional=True, pooling="max")
     model = train(task, config, 250)
     assert task.evaluate(model, "valid", 128)["accuracy"] > 0.9
+
+
+def test_polarity_tags_give_an_intensifier_the_next_words_polarity():
+    task = get_task("polarity-tags").from_options({}, data=None, seq_len=None, seed=1)
+    batch = task.train_batch(0, 64)
+    right = task.right_context(batch)
+    kinds = set()
+    for inputs, tags, length, marks in zip(batch.inputs, batch.targets, batch.lengths, right):
+        words = [TAG_WORDS[token] for token in inputs[:length]]
+        assert (tags[length:] == -100).all() and (tags[:length] >= 0).all()
+        for index, word in enumerate(words):
+            tag = TAGS[int(tags[index])]
+            assert bool(marks[index]) == (word in INTENSIFIERS)
+            if word in INTENSIFIERS:
+                following = words[index + 1]
+                assert tag == ("positive" if following in POSITIVE else "negative")
+                kinds.add((word, tag))
+            elif word in POSITIVE or word in NEGATIVE:
+                assert tag == ("positive" if word in POSITIVE else "negative")
+            else:
+                assert tag == "neutral"
+    # an intensifier says nothing about its tag: the same words carry both tags
+    assert {word for word, tag in kinds if tag == "positive"} & {
+        word for word, tag in kinds if tag == "negative"}
+
+
+def test_polarity_tags_separates_left_to_right_from_bidirectional_taggers():
+    task = get_task("polarity-tags").from_options({"valid_size": 200}, data=None,
+                                                  seq_len=None, seed=0)
+    results = {}
+    for bidirectional in (False, True):
+        config = ModelConfig(cell="gru", hidden=16, embedding=16, bidirectional=bidirectional)
+        results[bidirectional] = task.evaluate(train(task, config, 120), "valid", 200)
+    assert results[False]["rest_accuracy"] > 0.95 and results[True]["rest_accuracy"] > 0.95
+    assert results[False]["right_context_accuracy"] < 0.65
+    assert results[True]["right_context_accuracy"] > 0.9

@@ -147,11 +147,44 @@ def test_anbn_valid_split_is_held_out_from_the_counting_test():
     assert task.evaluate(short, "valid", 16)["accuracy"] == pytest.approx(expected)
 
 
+class SaturatingCounter(torch.nn.Module):
+    """Reads aⁿbⁿ counting the a's only up to ``cap``: the b phase is right for n ≤ cap, and
+    for larger n it predicts the end after ``cap`` b's. Its bets on where the a's end are
+    uniform, which the b-phase criterion ignores."""
+
+    def __init__(self, cap):
+        super().__init__()
+        self.cap = cap
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, inputs, lengths=None, state=None):
+        logits = torch.zeros((*inputs.shape, 3))
+        for row, tokens in enumerate(inputs.tolist()):
+            count_a = count_b = 0
+            for step, token in enumerate(tokens):
+                count_a, count_b = min(count_a + (token == A), self.cap), count_b + (token == B)
+                if count_b:
+                    logits[row, step, B if count_b < count_a else BOUNDARY] = 5.0
+        return logits, None
+
+
+def test_anbn_b_phase_criterion_follows_the_count_not_the_a_phase_bets():
+    task = make("anbn", max_n=4)  # test_max_n = 8
+    assert task.predicts_the_b_phase(SaturatingCounter(cap=5), list(range(1, 9))) == [
+        n <= 5 for n in range(1, 9)]
+    report = task.counting_report(SaturatingCounter(cap=3))
+    assert report["b_phase_up_to"] == 3 and report["b_phase_correct"][:4] == [True] * 3 + [False]
+    # the threshold criterion also rejects the near miss a⁴b³, which a counter stuck at 3 accepts
+    assert report["correct_up_to"] == 2
+    assert task.counting_report(CountingOracle(cap=6))["b_phase_up_to"] == 8
+
+
 def test_lstm_learns_anbn_within_the_training_range():
     task = make("anbn", max_n=4, valid_size=64)
     model = train(task, ModelConfig(cell="lstm", hidden=16, embedding=4), steps=250)
     report = task.counting_report(model)
     assert report["correct_up_to"] >= 4, report["results"]
+    assert report["b_phase_up_to"] >= 4, report["b_phase_correct"]
 
 
 def test_recall_stories_end_with_the_opening_item():

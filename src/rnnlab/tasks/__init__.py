@@ -13,7 +13,7 @@ from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.copy import CopyTask
 from rnnlab.tasks.lm import LanguageModelTask
 from rnnlab.tasks.recall import RecallTask
-from rnnlab.tasks.sentiment import SentimentToyTask
+from rnnlab.tasks.sentiment import PolarityTagsTask, SentimentToyTask
 
 TASKS: dict[str, type[Task]] = {
     task.name: task
@@ -24,6 +24,7 @@ TASKS: dict[str, type[Task]] = {
         AgreementTask,
         RecallTask,
         SentimentToyTask,
+        PolarityTagsTask,
         LanguageModelTask,
         ClassifyTask,
     )

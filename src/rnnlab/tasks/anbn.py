@@ -144,11 +144,31 @@ class AnbnTask(SyntheticTask):
         return [(above[index], not above[count + index], not above[2 * count + index])
                 for index in range(count)]
 
+    def predicts_the_b_phase(self, model: nn.Module, ns: list[int]) -> list[bool]:
+        """For each n: whether the model's most probable next symbol is right at every
+        position of aⁿbⁿ that the string determines (after the first b: b until n b's have
+        been read, then the closing $) — the criterion of Gers & Schmidhuber (2001), which does
+        not depend on how the model spreads its bets on where the a's end."""
+        strings = [anbn_string(n, n) for n in ns]
+        device = model_device(model)
+        inputs, lengths = pad_sequences([string[:-1] for string in strings])
+        targets, _ = pad_sequences([string[1:] for string in strings])
+        with evaluating(model):
+            logits, _ = model(inputs.to(device), lengths.to(device))  # (S, T, 3)
+        right = (logits.argmax(dim=-1).cpu() == targets)  # (S, T)
+        counts = torch.tensor(ns)[:, None]  # (S, 1)
+        steps = torch.arange(targets.shape[1])[None, :]  # (1, T)
+        # inputs are $ aⁿ bⁿ: the step reading the first b is n + 1; from it on all is determined
+        determined = (steps >= counts + 1) & (steps < lengths[:, None])
+        return (right | ~determined).all(dim=1).tolist()
+
     def counting_report(self, model: nn.Module) -> dict[str, Any]:
         """Acceptance of aⁿbⁿ and rejection of aⁿbⁿ⁺¹, aⁿ⁺¹bⁿ for n = 1..test_max_n.
 
         Returns {"threshold", "max_n", "test_max_n", "results": [{"n", "accepts", "rejects_more_b",
-        "rejects_more_a", "correct"}, ...], "correct_up_to", "max_correct_n", "accuracy"}.
+        "rejects_more_a", "correct"}, ...], "correct_up_to", "max_correct_n", "accuracy"}, and
+        the same n under the criterion of :meth:`predicts_the_b_phase`: "b_phase_correct" (one
+        bool per n) and "b_phase_up_to" (the largest n up to which every n' is right).
         """
         ns = list(range(1, self.test_max_n + 1))
         results = [
@@ -162,6 +182,12 @@ class AnbnTask(SyntheticTask):
                 break
             correct_up_to = result["n"]
         correct_ns = [result["n"] for result in results if result["correct"]]
+        b_phase = self.predicts_the_b_phase(model, ns)
+        b_phase_up_to = 0
+        for n, right in zip(ns, b_phase):
+            if not right:
+                break
+            b_phase_up_to = n
         return {
             "threshold": self.threshold,
             "max_n": self.max_n,
@@ -170,6 +196,8 @@ class AnbnTask(SyntheticTask):
             "correct_up_to": correct_up_to,
             "max_correct_n": max(correct_ns, default=0),
             "accuracy": len(correct_ns) / len(ns),
+            "b_phase_correct": b_phase,
+            "b_phase_up_to": b_phase_up_to,
         }
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:

@@ -28,9 +28,10 @@ from rnnlab.tasks.base import (
     ModelConfig,
     StepOutput,
     classification_step,
+    evaluating,
     mean_step_metrics,
 )
-from rnnlab.tasks.models import SequenceClassifier
+from rnnlab.tasks.models import SequenceClassifier, TaggerModel
 from rnnlab.tasks.synthetic import SyntheticTask, pad_sequences, positive_option
 
 POSITIVE = ("exciting", "brilliant", "charming", "delightful", "gripping", "moving")
@@ -120,3 +121,140 @@ class SentimentToyTask(SyntheticTask):
     def chance(self) -> dict[str, float]:
         """Balanced labels: accuracy 0.5."""
         return {"accuracy": 0.5}
+
+
+# per-token tags of polarity-tags
+NEUTRAL_TAG, POSITIVE_TAG, NEGATIVE_TAG = 0, 1, 2
+TAGS = ("neutral", "positive", "negative")
+
+
+def tagged_sentence(rng: random.Random) -> tuple[list[str], list[int], list[bool]]:
+    """One sentence of 1-3 clauses "the <subject> was <intensifier> <adjective> [<tail>]".
+
+    Returns the words, their tags and which tags depend on the right context: an adjective is
+    tagged with its own polarity, an intensifier with the polarity of the adjective after it
+    (drawn independently of the intensifier, so nothing to its left tells), every other word
+    neutral.
+    """
+    words: list[str] = list(rng.choice(OPENINGS))
+    tags = [NEUTRAL_TAG] * len(words)
+    for clause in range(rng.randint(1, 3)):
+        if clause:
+            words.append("and")
+            tags.append(NEUTRAL_TAG)
+        positive = rng.random() < 0.5
+        tag = POSITIVE_TAG if positive else NEGATIVE_TAG
+        words += ["the", rng.choice(SUBJECTS), "was", rng.choice(INTENSIFIERS),
+                  rng.choice(POSITIVE if positive else NEGATIVE)]
+        tags += [NEUTRAL_TAG, NEUTRAL_TAG, NEUTRAL_TAG, tag, tag]
+        if rng.random() < 0.5:
+            tail = rng.choice(TAILS)
+            words += tail
+            tags += [NEUTRAL_TAG] * len(tail)
+    right_context = [word in INTENSIFIERS for word in words]
+    return words, tags, right_context
+
+
+TAG_WORDS = (*WORDS, "and")
+TAG_WORD_IDS = {word: index for index, word in enumerate(TAG_WORDS)}
+RIGHT_CONTEXT_IDS = torch.tensor([TAG_WORD_IDS[word] for word in INTENSIFIERS])
+
+
+class PolarityTagsTask(SyntheticTask):
+    """Tag every word neutral/positive/negative; an intensifier takes the next word's polarity.
+
+    Inputs (B, T) word ids, targets (B, T) tags (padding: -100, ignored), lengths (B,). Metrics:
+    token accuracy overall, on the *right-context* tokens (the intensifiers: a left-to-right
+    tagger can only guess there, chance 1/2) and on the rest.
+    """
+
+    name = "polarity-tags"
+    description = ("per-word polarity tags; an intensifier's tag is decided by the word after "
+                   "it (bidirectional encoders can know it, left-to-right ones cannot)")
+    metric = "accuracy"
+    higher_is_better = True
+
+    @classmethod
+    def add_arguments(cls, parser: Any) -> None:
+        """The evaluation-set sizes."""
+        cls.add_eval_size_arguments(parser)
+
+    @classmethod
+    def from_options(
+        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
+    ) -> PolarityTagsTask:
+        """Build from {valid_size, test_size}."""
+        return cls(
+            seed=seed,
+            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
+            test_size=positive_option(options, "test_size", cls.default_test_size),
+        )
+
+    def options(self) -> dict[str, Any]:
+        """{"valid_size", "test_size"}."""
+        return self.base_options()
+
+    def make_batch(self, generator: torch.Generator, size: int) -> Batch:
+        """Sentences: inputs (B, T) word ids, targets (B, T) tags (-100 on the padding),
+        lengths (B,)."""
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=generator)))
+        sentences = [tagged_sentence(rng) for _ in range(size)]
+        inputs, lengths = pad_sequences([[TAG_WORD_IDS[word] for word in words]
+                                         for words, _, _ in sentences])
+        tags, _ = pad_sequences([tags for _, tags, _ in sentences], padding=-100)
+        return Batch(inputs=inputs, targets=tags, lengths=lengths)
+
+    @staticmethod
+    def right_context(batch: Batch) -> torch.Tensor:
+        """(B, T) bool: the words whose tag the next word decides (the intensifiers)."""
+        return torch.isin(batch.inputs, RIGHT_CONTEXT_IDS.to(batch.inputs.device)) & (
+            batch.targets >= 0)
+
+    def build_model(self, config: ModelConfig) -> nn.Module:
+        """A tagger: embedding → recurrent stack → 3 tags at every step."""
+        return TaggerModel(config, len(TAGS), vocab_size=len(TAG_WORDS))
+
+    def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
+        """Mean cross-entropy over the words; accuracy overall, on right-context words and on
+        the rest."""
+        logits, _ = model(batch.inputs, batch.lengths)  # (B, T, 3)
+        tags = batch.targets  # (B, T), -100 on the padding
+        right = self.right_context(batch)  # (B, T)
+        valid = tags >= 0
+        loss = nn.functional.cross_entropy(logits.float().reshape(-1, len(TAGS)),
+                                           tags.reshape(-1), ignore_index=-100)
+        hits = (logits.argmax(dim=-1) == tags).float()
+        count = int(valid.sum())
+        rest = valid & ~right
+        metrics = {
+            "accuracy": float(hits[valid].mean()),
+            "right_context_accuracy": float(hits[right].mean()) if right.any() else 0.0,
+            "rest_accuracy": float(hits[rest].mean()) if rest.any() else 0.0,
+        }
+        return StepOutput(loss=loss, count=count, metrics=metrics)
+
+    def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
+        """{"accuracy", "right_context_accuracy", "rest_accuracy", "loss"} on the fixed split
+        (each accuracy over its own tokens)."""
+        sums = {"loss": 0.0, "accuracy": 0.0, "right": 0.0, "rest": 0.0}
+        counts = {"all": 0, "right": 0, "rest": 0}
+        with evaluating(model):
+            for batch in self.eval_chunks(model, split, batch_size):
+                output = self.step(model, batch)
+                right = int(self.right_context(batch).sum())
+                rest = output.count - right
+                sums["loss"] += float(output.loss) * output.count
+                sums["accuracy"] += output.metrics["accuracy"] * output.count
+                sums["right"] += output.metrics["right_context_accuracy"] * right
+                sums["rest"] += output.metrics["rest_accuracy"] * rest
+                counts["all"] += output.count
+                counts["right"] += right
+                counts["rest"] += rest
+        return {"loss": sums["loss"] / max(counts["all"], 1),
+                "accuracy": sums["accuracy"] / max(counts["all"], 1),
+                "right_context_accuracy": sums["right"] / max(counts["right"], 1),
+                "rest_accuracy": sums["rest"] / max(counts["rest"], 1)}
+
+    def chance(self) -> dict[str, float]:
+        """A left-to-right tagger at its best guesses the right-context tokens: 1/2 there."""
+        return {"right_context_accuracy": 0.5}
