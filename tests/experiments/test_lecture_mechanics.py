@@ -1,28 +1,52 @@
-"""The measuring instruments of experiments 2, 3 and 7, checked on small models."""
+"""The measuring instruments of the experiments, checked on small models."""
 
 from __future__ import annotations
 
 import torch
 
-from rnnlab.experiments import clipping, depth, memory
+import pytest
+
+from rnnlab.experiments import clipping, counting, depth, gates
 from rnnlab.tasks import ModelConfig, get_task
+from rnnlab.tasks.anbn import A, B
 
 
-def test_gate_trace_replays_the_lstm_layer_exactly() -> None:
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gate_trace_replays_the_layer_exactly(cell: str) -> None:
     task = get_task("adding").from_options({"length": 12, "test_size": 64}, data=None,
                                            seq_len=None, seed=0)
     torch.manual_seed(0)
-    model = task.build_model(memory.model_config("lstm", 8))
+    model = task.build_model(gates.model_config(cell, 8))
     inputs = task.eval_set("test").inputs  # (64, 12, 2)
-    trace = memory.gate_trace(model, inputs)
+    trace = gates.gate_trace(model, inputs)
     assert trace["trace_vs_layer_difference"] < 1e-5
     markers = inputs[0, :, 1]
     assert trace["marks"] == torch.nonzero(markers).flatten().tolist()
-    forget = torch.tensor(trace["forget_gate"])  # (T, H)
-    assert forget.shape == (12, 8) and bool(((forget > 0) & (forget < 1)).all())
+    keep = torch.tensor(trace["keep"])  # (T, H)
+    write = torch.tensor(trace["write"])  # (T, H)
+    assert keep.shape == (12, 8) and bool(((keep > 0) & (keep < 1)).all())
+    if cell == "gru":  # the GRU writes exactly what it does not keep: u = 1 − z
+        assert torch.allclose(keep + write, torch.ones_like(keep))
     if trace["memory_unit"] is not None:
         assert trace["memory_unit"] in trace["carrying_units"]
-        assert 0.0 < trace["forget_between"] < 1.0
+        assert 0.0 < trace["keep_between"] < 1.0
+
+
+def test_count_trace_finds_a_unit_that_follows_the_count() -> None:
+    task = get_task("anbn").from_options({"max_n": 4}, data=None, seq_len=None, seed=0)
+    torch.manual_seed(0)
+    model = task.build_model(ModelConfig(cell="lstm", hidden=6, embedding=4))
+    trace = counting.count_trace(model, 5)
+    string = [0] + [A] * 5 + [B] * 5  # the inputs: start symbol, a⁵, b⁵
+    expected = torch.cumsum(torch.tensor([(s == A) - (s == B) for s in string]), 0)
+    assert trace["count"] == expected.double().tolist()
+    memory = gates.step_through(model.encoder.rnn, model.encoder.embedding(
+        torch.tensor([string])).detach())["memory"][0]  # (T, H)
+    assert trace["memory"] == memory[:, trace["unit"]].tolist()
+    correlations = [abs(float(torch.corrcoef(torch.stack([memory[:, unit].double(),
+                                                          expected.double()]))[0, 1]))
+                    for unit in range(6)]
+    assert abs(trace["correlation"]) == pytest.approx(max(correlations), abs=1e-9)
 
 
 def test_cliff_grid_matches_the_layer_and_clipping_bounds_every_step() -> None:
