@@ -37,6 +37,29 @@ def combine(verdicts: Sequence[Verdict]) -> Verdict:
     return Verdict(INCONCLUSIVE, f"of {len(statuses)} checks: {counts}")
 
 
+def controlled(verdict: Verdict, controls: Sequence[tuple[str, bool]]) -> Verdict:
+    """``verdict``, unless a positive control failed.
+
+    A contrast ("the tanh RNN fails at T=200") means something only if the failing model can learn
+    the easy version of the task. ``controls`` holds ``(description, passed)`` pairs, each
+    description naming its numbers and threshold. Every control passed: ``verdict`` with the
+    controls appended to its reason. Any failed: "inconclusive", naming the failed controls.
+    """
+    failed = [text for text, passed in controls if not passed]
+    if failed:
+        return Verdict(INCONCLUSIVE, f"{verdict.reason}; control failed: {'; '.join(failed)}")
+    if not controls:
+        return verdict
+    passed = "; ".join(text for text, _ in controls)
+    return Verdict(verdict.status, f"{verdict.reason}; controls passed: {passed}")
+
+
+def explain(verdict: Verdict, *, supported: str, not_supported: str, inconclusive: str) -> str:
+    """The plain sentences for a student that fit ``verdict``'s status."""
+    return {SUPPORTED: supported, NOT_SUPPORTED: not_supported,
+            INCONCLUSIVE: inconclusive}[verdict.status]
+
+
 def decay_slope(slope: float, rho: float, *, relative_tolerance: float = 0.1,
                 absolute_tolerance: float = 0.01) -> Verdict:
     """The linear RNN's measured decay slope (log g per step) against the theory log ρ.
@@ -144,6 +167,72 @@ def gates_preserve_cell(forget_between: float, input_between: float, input_at_ma
     return Verdict(NOT_SUPPORTED, reason)
 
 
+def keeps_between_marks(keeps: Sequence[float], writes: Sequence[tuple[float, float]], *,
+                        level: float = 0.9, keep: str = "f", write: str = "i") -> Verdict:
+    """A trained gated cell's memory unit keeps its memory between the marks of the adding task.
+
+    ``keeps``: per seed, the mean share of the memory kept between the marks (LSTM f, GRU
+    1 − u); ``writes``: per seed, the mean write gate (LSTM i, GRU u) between and at the marks.
+    Supported if the median keep share ≥ ``level`` and the median of (write at the marks −
+    write between) is positive; not supported otherwise; inconclusive with no seed measured.
+    """
+    if not keeps or not all(_finite(value) for value in keeps):
+        return Verdict(INCONCLUSIVE, "no memory unit was measured")
+    keep_median = _median(keeps)
+    gap = _median([at - between for between, at in writes])
+    reason = (f"median {keep} between the marks {keep_median:.3f} (needs ≥ {level:g}); median "
+              f"{write} at the marks minus between {gap:+.3f} (needs > 0), over {len(keeps)} "
+              "seeds")
+    if keep_median >= level and gap > 0:
+        return Verdict(SUPPORTED, reason)
+    return Verdict(NOT_SUPPORTED, reason)
+
+
+def falls_sooner(far_accuracy: Mapping[str, float], *, baseline: str, distance: int,
+                 failed: float = 0.5, learned: float = 0.8) -> Verdict:
+    """At a long distance the ``baseline`` model fails to recall while every other model does.
+
+    ``far_accuracy``: model -> accuracy at ``distance``. Supported if the baseline's is below
+    ``failed`` and every other model's ≥ ``learned``; not supported if the baseline's ≥
+    ``learned`` (distance did not hurt it) or some other model's is below ``failed`` while the
+    baseline's is not lower; inconclusive otherwise.
+    """
+    if not far_accuracy or not all(_finite(value) for value in far_accuracy.values()):
+        return Verdict(INCONCLUSIVE, "no finite accuracy was measured")
+    others = {name: value for name, value in far_accuracy.items() if name != baseline}
+    base = far_accuracy[baseline]
+    reason = (f"accuracy at distance {distance}: " + ", ".join(
+        f"{name} {value:.2f}" for name, value in far_accuracy.items())
+        + f" ({baseline} fails below {failed:g}; the others need ≥ {learned:g})")
+    if base < failed and all(value >= learned for value in others.values()):
+        return Verdict(SUPPORTED, reason)
+    if base >= learned or any(value < failed and value <= base for value in others.values()):
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def gradient_drops_faster(log_drops: Mapping[str, float], *, baseline: str, distance: int,
+                          factor: float = 10.0) -> Verdict:
+    """The ``baseline`` model's gradient shrinks with distance more than every other model's.
+
+    ``log_drops``: model -> log(gradient norm near / far). Supported if the baseline's drop
+    exceeds every other model's by more than log ``factor``; not supported if some other model's
+    drop is at least the baseline's; inconclusive otherwise (ahead by less than ``factor``).
+    """
+    if not log_drops or not all(not math.isnan(value) for value in log_drops.values()):
+        return Verdict(INCONCLUSIVE, "no gradient norm was measured")
+    base = log_drops[baseline]
+    others = {name: value for name, value in log_drops.items() if name != baseline}
+    reason = (f"gradient at distance {distance} relative to the nearest: " + ", ".join(
+        f"{name} ×{math.exp(-value):.2g}" for name, value in log_drops.items())
+        + f" ({baseline} must shrink > {factor:g}× more than each other model)")
+    if all(base - value > math.log(factor) for value in others.values()):
+        return Verdict(SUPPORTED, reason)
+    if any(value >= base for value in others.values()):
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
 def clipping_prevents_divergence(unclipped: int, clipped: int, runs: int) -> Verdict:
     """Norm clipping reduces the number of diverged runs at a high learning rate.
 
@@ -215,27 +304,28 @@ def faster_step(lstm_seconds: float, gru_seconds: float, *, tolerance: float = 0
     return Verdict(INCONCLUSIVE, reason)
 
 
-def counts_further(lstm_reach: Sequence[int], gru_reach: Sequence[int], trained_up_to: int
-                   ) -> Verdict:
+def counts_further(lstm_reach: Sequence[int], gru_reach: Sequence[int], trained_up_to: int,
+                   *, factor: float = 1.5) -> Verdict:
     """The LSTM generalises aⁿbⁿ further past the training range than the GRU.
 
     ``*_reach`` hold, per seed, the largest n such that every n' ≤ n is handled correctly.
-    Supported if the LSTM's median reach exceeds the training maximum N and the GRU's median
-    reach; not supported if the GRU's median reach ≥ the LSTM's and the GRU generalises past N;
-    inconclusive otherwise (e.g. neither generalises past N).
+    Supported if the LSTM's median reach ≥ ``factor`` × the training maximum N and exceeds the
+    GRU's median reach; not supported if the GRU's median reach ≥ the LSTM's; inconclusive
+    otherwise (the LSTM ahead, but not ``factor`` × N).
     """
     if not lstm_reach or not gru_reach:
         return Verdict(INCONCLUSIVE, "no seed finished")
     lstm_median, gru_median = _median(lstm_reach), _median(gru_reach)
     reason = (f"median reach over {len(lstm_reach)} seeds: LSTM n={lstm_median:g} "
               f"{list(lstm_reach)}, GRU n={gru_median:g} {list(gru_reach)}; trained on n ≤ "
-              f"{trained_up_to}")
-    if lstm_median > trained_up_to and lstm_median > gru_median:
+              f"{trained_up_to}, the LSTM needs ≥ {factor * trained_up_to:g} and more than the "
+              "GRU")
+    if lstm_median >= factor * trained_up_to and lstm_median > gru_median:
         return Verdict(SUPPORTED, reason)
-    if gru_median >= lstm_median and gru_median > trained_up_to:
+    if gru_median >= lstm_median:
         return Verdict(NOT_SUPPORTED, reason)
-    return Verdict(INCONCLUSIVE, reason + "; neither separates from the other past the "
-                   "training range")
+    return Verdict(INCONCLUSIVE, reason + "; the LSTM is ahead but not far past the training "
+                   "range")
 
 
 def errors_grow_with_attractors(accuracy: Mapping[str, Mapping[int, float]], *,
@@ -304,6 +394,28 @@ def bidirectional_helps(accuracy: Mapping[str, Mapping[str, float]], *,
     return Verdict(INCONCLUSIVE, reason)
 
 
+def needs_right_context(uni_right: float, bi_right: float, *, chance: float = 0.5,
+                        near_chance: float = 0.1, learned: float = 0.9) -> Verdict:
+    """On words whose label the next word decides, a left-to-right tagger stays near chance and
+    a bidirectional one gets them right.
+
+    ``*_right``: accuracy on those words (medians over seeds). Supported if uni ≤ ``chance`` +
+    ``near_chance`` and bi ≥ ``learned``; not supported if the unidirectional tagger gets them
+    right too (uni ≥ ``learned``) or the bidirectional one does no better than it (bi < uni +
+    ``near_chance``); inconclusive otherwise.
+    """
+    if not _finite(uni_right, bi_right):
+        return Verdict(INCONCLUSIVE, "no finite accuracy was measured")
+    reason = (f"accuracy on the words the right context decides: unidirectional "
+              f"{uni_right:.3f}, bidirectional {bi_right:.3f} (supported if uni ≤ "
+              f"{chance + near_chance:g} and bi ≥ {learned:g}; chance {chance:g})")
+    if uni_right <= chance + near_chance and bi_right >= learned:
+        return Verdict(SUPPORTED, reason)
+    if uni_right >= learned or bi_right < uni_right + near_chance:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
 def residual_needed(loss_plain: float, loss_residual: float, layers: int, *,
                     better: float = 0.8) -> Verdict:
     """A deep stack trains (much) better with residual connections than without.
@@ -318,6 +430,53 @@ def residual_needed(loss_plain: float, loss_residual: float, layers: int, *,
     if loss_residual <= better * loss_plain:
         return Verdict(SUPPORTED, reason)
     if loss_residual >= loss_plain:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def deep_needs_skips(best_shallow: float, deep_plain: float, deep_residual: float,
+                     layers: int, *, worse: float = 2.0, fixed: float = 0.5) -> Verdict:
+    """The deepest plain stack trains worse than shallower ones, and residual connections fix it.
+
+    Losses are final test losses (medians over seeds). Supported if ``deep_plain`` ≥ ``worse``
+    × ``best_shallow`` and ``deep_residual`` ≤ ``fixed`` × ``deep_plain``; not supported if the
+    deep plain stack is no worse than the best shallow one, or residual connections do not
+    lower its loss; inconclusive in between.
+    """
+    if not _finite(best_shallow, deep_plain, deep_residual):
+        return Verdict(INCONCLUSIVE, f"{layers} layers: a run produced no finite loss")
+    reason = (f"best shallower plain stack {best_shallow:.4f}, {layers} layers plain "
+              f"{deep_plain:.4f}, residual {deep_residual:.4f} (supported if plain ≥ {worse:g}× "
+              f"the best shallower and residual ≤ {fixed:g}× plain)")
+    if deep_plain >= worse * best_shallow and deep_residual <= fixed * deep_plain:
+        return Verdict(SUPPORTED, reason)
+    if deep_plain <= best_shallow or deep_residual >= deep_plain:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason)
+
+
+def middle_depth_best(losses: Mapping[int, float], *, middle: Sequence[int] = (2, 4),
+                      margin: float = 0.1) -> Verdict:
+    """Britz et al.: 2-4 layers are best.
+
+    ``losses[layers]``: the lowest final loss at that depth. Supported if the best loss among
+    ``middle`` depths is below every other depth's by more than ``margin`` (relative); not
+    supported if another depth is below the best middle one by more than ``margin``;
+    inconclusive otherwise (within the margin).
+    """
+    if not losses or not all(_finite(value) for value in losses.values()):
+        return Verdict(INCONCLUSIVE, "a run produced no finite loss")
+    inside = [losses[depth] for depth in middle if depth in losses]
+    outside = {depth: value for depth, value in losses.items() if depth not in middle}
+    if not inside or not outside:
+        return Verdict(INCONCLUSIVE, "the depths compared are missing")
+    best = min(inside)
+    reason = (", ".join(f"{depth} layer(s) {value:.4f}" for depth, value in losses.items())
+              + f" (best of {'/'.join(str(d) for d in middle)} layers must be lower than the "
+              f"others by > {margin:.0%})")
+    if all(best < (1 - margin) * value for value in outside.values()):
+        return Verdict(SUPPORTED, reason)
+    if any(value < (1 - margin) * best for value in outside.values()):
         return Verdict(NOT_SUPPORTED, reason)
     return Verdict(INCONCLUSIVE, reason)
 
@@ -348,3 +507,118 @@ def _median(values: Sequence[float]) -> float:
     if len(ordered) % 2:
         return float(ordered[middle])
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def ends_in_inf_or_nan(blown_up: Sequence[bool], *, share: float = 2 / 3) -> Verdict:
+    """Without a guard, training at a too-high learning rate ends in Inf or NaN.
+
+    ``blown_up[s]`` tells whether seed s's unguarded run met a non-finite loss or gradient.
+    Supported if at least ``share`` of the seeds did; not supported if none did; inconclusive in
+    between (it happens, but not reliably at this learning rate) or when no seed ran.
+    """
+    runs, count = len(blown_up), sum(bool(value) for value in blown_up)
+    if runs == 0:
+        return Verdict(INCONCLUSIVE, "no seed ran")
+    needed = math.ceil(share * runs - 1e-9)
+    reason = (f"{count}/{runs} seeds ended in Inf/NaN without the guard (supported if ≥ "
+              f"{share:.2g} of the seeds, here ≥ {needed}/{runs})")
+    if count >= needed:
+        return Verdict(SUPPORTED, reason)
+    if count == 0:
+        return Verdict(NOT_SUPPORTED, reason)
+    return Verdict(INCONCLUSIVE, reason + "; it happens, but not reliably at this learning rate")
+
+
+def rollback_recovers(final_mse: Sequence[float | None], rollbacks: Sequence[int],
+                      chance: float, *, learned: float = 0.8) -> Verdict:
+    """Rolling back to the last checkpoint with a lower learning rate rescues the run.
+
+    Per seed: the guarded run's final test MSE (None when it gave up after its allowed rollbacks)
+    and its number of rollbacks. A seed is rescued if its MSE is finite and < ``learned`` ×
+    ``chance``. Supported if some seed rolled back and every seed is rescued; not supported if a
+    seed gave up, ended non-finite or stayed at or above that level; inconclusive if no seed
+    rolled back (the guard had nothing to do) or no seed ran.
+    """
+    if not final_mse:
+        return Verdict(INCONCLUSIVE, "no seed ran")
+    level = learned * chance
+    values = ", ".join("gave up" if value is None else f"{value:.4f}" for value in final_mse)
+    reason = (f"guarded runs: final test MSE {values} after {', '.join(map(str, rollbacks))} "
+              f"rollbacks; rescued if finite and < {learned:g}× chance {chance:.4f} = {level:.4f}")
+    if not any(count > 0 for count in rollbacks):
+        return Verdict(INCONCLUSIVE, reason + "; no run rolled back, so the guard had nothing "
+                       "to do")
+    if all(_finite(value) and value < level for value in final_mse):
+        return Verdict(SUPPORTED, reason)
+    return Verdict(NOT_SUPPORTED, reason)
+
+
+def skip_connections_keep_gradient(ratios: Mapping[str, Sequence[float]],
+                                   control: Sequence[float], *, layers: int, shallow_layers: int,
+                                   plain: str = "plain", vanished: float = 1e-3,
+                                   kept: tuple[float, float] = (0.1, 10.0)) -> Verdict:
+    """A deep plain feed-forward stack loses the gradient on the way down; skip connections keep it.
+
+    ``ratios[name]`` holds, per seed, ‖∂loss/∂h₁‖ / ‖∂loss/∂h_L‖ of a ``layers``-layer stack at
+    initialisation; ``plain`` names the stack without skip connections, every other name one with
+    them. Supported if every plain ratio ≤ ``vanished`` and every other ratio lies in ``kept``
+    (low ≤ ratio ≤ high). Not supported if the plain stack keeps its gradient (median ≥ low) or
+    a skip stack's median is as far off as a vanished one (≤ ``vanished`` or ≥ 1/``vanished``);
+    inconclusive otherwise. Positive control (see :func:`controlled`): the ``control`` ratios, of
+    a plain stack of ``shallow_layers`` layers, all lie in ``kept`` — else even a shallow net
+    would look vanishing and the contrast means nothing (inconclusive).
+    """
+    low, high = kept
+    values = [value for runs in (*ratios.values(), control) for value in runs]
+    if plain not in ratios or len(ratios) < 2 or not control or not ratios[plain] or \
+            not all(runs for runs in ratios.values()) or not all(_finite(v) for v in values):
+        return Verdict(INCONCLUSIVE, f"{layers} layers: no finite gradient ratio for every stack")
+    skips = {name: runs for name, runs in ratios.items() if name != plain}
+    text = ", ".join(f"{name} {_median(runs):.3g} ({min(runs):.3g}–{max(runs):.3g})"
+                     for name, runs in ratios.items())
+    reason = (f"{layers} layers, first/last gradient ratio median (min–max over seeds): {text}; "
+              f"{plain} must be ≤ {vanished:g}, the others in {low:g}–{high:g}")
+    if max(ratios[plain]) <= vanished and all(low <= value <= high
+                                             for runs in skips.values() for value in runs):
+        verdict = Verdict(SUPPORTED, reason)
+    elif _median(ratios[plain]) >= low or any(
+            not vanished < _median(runs) < 1 / vanished for runs in skips.values()):
+        verdict = Verdict(NOT_SUPPORTED, reason)
+    else:
+        verdict = Verdict(INCONCLUSIVE, reason)
+    passed = all(low <= value <= high for value in control)
+    return controlled(verdict, [(f"{shallow_layers} {plain} layers {min(control):.3g}–"
+                                 f"{max(control):.3g} (must be in {low:g}–{high:g})", passed)])
+
+
+def shared_matrix_spreads_more(shared: Sequence[float], independent: Sequence[float], depth: int,
+                               shallow_shared: Sequence[float],
+                               shallow_independent: Sequence[float], *, larger: float = 2.0,
+                               equal: float = 1.5) -> Verdict:
+    """Reusing one matrix at every step makes the gradient's size far less predictable.
+
+    ``shared`` / ``independent`` hold, per seed, the spread (std over random draws) of
+    log ‖∂h_L/∂h₀ᵀ g‖ at ``depth`` steps with one W shared by all steps / an independent W_l per
+    step of the same singular values; ``shallow_*`` the same at depth 1. With r = shared /
+    independent per seed: supported if median r ≥ ``larger``; not supported if median r <
+    ``equal`` (no clearer difference than sampling noise at depth 1 allows); inconclusive in
+    between. Control (see :func:`controlled`): at depth 1 the constructions coincide, so the median
+    depth-1 ratio must lie within 1/``equal``–``equal``; otherwise inconclusive.
+    """
+    pairs = list(zip(shared, independent)) + list(zip(shallow_shared, shallow_independent))
+    if not shared or not shallow_shared or not all(_finite(a, b) and a >= 0 and b > 0
+                                                   for a, b in pairs):
+        return Verdict(INCONCLUSIVE, f"depth {depth}: no finite, positive spread was measured")
+    ratios = [a / b for a, b in zip(shared, independent)]
+    reason = (f"depth {depth}: spread shared / independent median {_median(ratios):.2f} "
+              f"(per seed {', '.join(f'{ratio:.2f}' for ratio in ratios)}; supported if ≥ "
+              f"{larger:g}, not supported if < {equal:g})")
+    if _median(ratios) >= larger:
+        verdict = Verdict(SUPPORTED, reason)
+    elif _median(ratios) < equal:
+        verdict = Verdict(NOT_SUPPORTED, reason)
+    else:
+        verdict = Verdict(INCONCLUSIVE, reason)
+    shallow = _median([a / b for a, b in zip(shallow_shared, shallow_independent)])
+    return controlled(verdict, [(f"depth 1: ratio {shallow:.2f} (must be within "
+                                 f"{1 / equal:.2f}–{equal:g})", 1 / equal <= shallow <= equal)])
