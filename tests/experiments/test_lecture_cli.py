@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,11 @@ def check_report(out: Path, names: list[str]) -> dict:
         assert entry["title"] in markdown
     assert page.count("data:image/png;base64,") == sum(
         len(entry["plots"]) for entry in data["experiments"].values())
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page) + markdown
+    assert "$" not in text and "^" not in text  # math is written in Unicode, not TeX
+    for name, entry in data["experiments"].items():
+        assert entry["meaning"].strip(), f"{name} does not say what it means"
+        assert f"rnnlab lecture --only {name}" in markdown
     return data
 
 
@@ -64,8 +70,14 @@ def test_lecture_quick_and_full_are_exclusive(capsys: pytest.CaptureFixture[str]
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def test_lecture_parallel_jobs(tmp_path: Path) -> None:
+def test_lecture_parallel_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
     assert main(["lecture", "--quick", "--only", "vanishing,clipping", "--seeds", "1",
                  "--jobs", "2", "--out", str(out)]) == 0
-    check_report(out, ["vanishing", "clipping"])
+    data = check_report(out, ["vanishing", "clipping"])
+    assert data["jobs"] == 2
+    # not a terminal: one overall line whenever an experiment starts or finishes
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("lecture |") for line in lines)
+    assert "about" in lines[0] and "left" in lines[0] and "started" in lines[0]
+    assert "2/2 done" in lines[-1] and "100%" in lines[-1] and "finished" in lines[-1]

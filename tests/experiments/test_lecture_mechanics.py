@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 import pytest
+import torch
 
 from rnnlab.experiments import clipping, counting, depth, gates
 from rnnlab.tasks import ModelConfig, get_task
