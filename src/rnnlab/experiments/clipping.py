@@ -10,6 +10,7 @@ and an LSTM on the adding problem at a high SGD learning rate, with and without 
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 import torch
@@ -189,6 +190,9 @@ def run(context: ExperimentContext) -> ExperimentResult:
             default=0.0)
     runs_count = len(context.seeds)
     rnn, lstm = counts["rnn"], counts.get("lstm")
+    learning = sum(not entry["diverged"]
+                   and statistics.fmean(entry["loss"][-10:]) < entry["loss"][0]
+                   for entry in runs["rnn"]["clipped"])
     contrast = "" if lstm is None else (
         f"; LSTM at the same lr: {lstm['unclipped']}/{runs_count} unclipped, "
         f"{lstm['clipped']}/{runs_count} clipped (largest norm {lstm['largest_grad_norm']:.3g})")
@@ -198,15 +202,29 @@ def run(context: ExperimentContext) -> ExperimentResult:
         measurement=(f"diverged {rnn['unclipped']}/{runs_count} unclipped, {rnn['clipped']}/"
                      f"{runs_count} clipped; largest gradient norm {rnn['largest_grad_norm']:.3g}"
                      + contrast),
-        verdict=verdicts.clipping_prevents_divergence(rnn["unclipped"], rnn["clipped"],
-                                                      runs_count),
+        verdict=verdicts.controlled(
+            verdicts.clipping_prevents_divergence(rnn["unclipped"], rnn["clipped"], runs_count),
+            [(f"the clipped tanh RNN runs train, not just survive: {learning}/{runs_count} end "
+              "with a loss (mean of the last 10 steps) below their first",
+              learning == runs_count)]),
     )
     checks = [cliff_check, training_check]
     plots = [_plot_cliff(context, surface), _plot_training(context, runs, size)]
     numbers = {"cliff": surface, "training": runs, "divergences": counts,
+               "clipped_runs_learning": learning, "seeds": context.seeds,
                "divergence_rule": f"non-finite loss or gradient, or loss > "
                                   f"{DIVERGENCE_FACTOR:g}× the first loss"}
-    return ExperimentResult(numbers, plots, checks, verdicts.combine([c.verdict for c in checks]))
+    verdict = verdicts.combine([c.verdict for c in checks])
+    meaning = verdicts.explain(
+        verdict,
+        supported="Near a cliff of the loss surface the gradient is huge, and one plain step "
+                  "throws the weights far away, often into Inf/NaN. Clipping keeps the direction "
+                  "and caps the length, so the same learning rate trains instead of diverging: "
+                  "clip your gradients.",
+        not_supported="Clipping did not reduce divergence here; see the checks.",
+        inconclusive="Nothing diverged (or a control failed), so this run could not show what "
+                     "clipping prevents; see the checks.")
+    return ExperimentResult(numbers, plots, checks, verdict, meaning=meaning)
 
 
 def _plot_cliff(context: ExperimentContext, surface: dict[str, Any]) -> str:
@@ -261,7 +279,9 @@ EXPERIMENT = Experiment(
         "hits one is thrown far (largest step ≥ 10× the clipped one where the gradient norm "
         "jumps ≥ 100× its median), and norm clipping keeps such steps bounded. In training at a "
         "high learning rate, runs without clipping diverge (NaN/Inf or loss > 10× the first "
-        "loss) more often than the same runs with clipping."
+        "loss) more often than the same runs with clipping. Control: every clipped run ends "
+        "with a lower loss than it started with (it trains, not just survives); otherwise "
+        "inconclusive."
     ),
     published=(
         "Pascanu, Mikolov & Bengio (2013) describe the exploding-gradient cliff and propose "
@@ -277,4 +297,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
+    expected_s={"quick": 5.0, "default": 20.0, "full": 90.0},
 )
