@@ -146,6 +146,44 @@ def test_errors_grow_with_attractors() -> None:
     assert verdict.status == SUPPORTED and "RNN" in verdict.reason
 
 
+def test_attraction_errors_grow() -> None:
+    rule = verdicts.attraction_errors_grow
+    # per model, per attractor count: one accuracy per seed
+    grows = {"RNN": {0: [0.97, 0.98, 0.95], 2: [0.3, 0.2, 0.25], 4: [0.2, 0.22, 0.18]},
+             "LSTM": {0: [1.0, 0.99, 0.98], 4: [0.15, 0.14, 0.2]}}
+    same = {"RNN": [0.85, 0.9, 0.88], "LSTM": [0.95, 0.97, 0.9]}
+    settled = {"RNN": [0.01, 0.02, 0.0], "LSTM": [0.03, 0.0, 0.01]}
+    verdict = rule(grows, same, settled)
+    assert verdict.status == SUPPORTED and "controls passed" in verdict.reason
+    assert "+0.77" in verdict.reason  # RNN: median 0.97 − median 0.2
+    flat = {"RNN": {0: [0.97, 0.98, 0.95], 4: [0.96, 0.97, 0.95]},
+            "LSTM": {0: [1.0, 0.99, 0.98], 4: [0.99, 0.98, 0.99]}}
+    assert rule(flat, same, settled).status == NOT_SUPPORTED
+    # the growth is read from the medians: one seed alone does not make it grow
+    one_seed = {model: {0: by_count[0], 4: [*by_count[4][:2], 0.2]}
+                for model, by_count in flat.items()}
+    assert rule(one_seed, same, settled).status == NOT_SUPPORTED
+    # each positive control, failed, makes it inconclusive and is named
+    unlearned = {**grows, "LSTM": {0: [0.8, 0.85, 0.99], 4: [0.2, 0.2, 0.2]}}
+    verdict = rule(unlearned, same, settled)
+    assert verdict.status == INCONCLUSIVE and "control failed" in verdict.reason
+    assert "0 attractors" in verdict.reason.split("control failed")[1]
+    harmed = {**same, "RNN": [0.6, 0.7, 0.9]}
+    verdict = rule(grows, harmed, settled)
+    assert verdict.status == INCONCLUSIVE and "no attractor" in verdict.reason.split(
+        "control failed")[1]
+    moving = {**settled, "LSTM": [0.01, 0.12, 0.0]}
+    verdict = rule(grows, same, moving)
+    assert verdict.status == INCONCLUSIVE and "converged" in verdict.reason.split(
+        "control failed")[1]
+    # a failed control also overrides "not supported"
+    assert rule(flat, same, moving).status == INCONCLUSIVE
+    # missing or non-finite numbers
+    assert rule({}, {}, {}).status == INCONCLUSIVE
+    assert rule(grows, {"RNN": same["RNN"]}, settled).status == INCONCLUSIVE
+    assert rule({**grows, "RNN": {0: [math.nan], 4: [0.2]}}, same, settled).status == INCONCLUSIVE
+
+
 def test_bidirectional_helps() -> None:
     better = {"mean": {"uni": 0.8, "bi": 0.95}, "max": {"uni": 0.85, "bi": 0.9}}
     assert verdicts.bidirectional_helps(better).status == SUPPORTED

@@ -77,3 +77,32 @@ def test_lstm_learns_agreement_and_reports_each_attractor_count():
     results = task.evaluate(model, "valid", 150)
     assert {f"accuracy_attractors_{count}" for count in range(3)} <= set(results)
     assert results["accuracy_attractors_0"] > 0.9
+
+
+@pytest.mark.parametrize("most", [0, 1, 2])
+def test_train_max_nouns_caps_the_training_sentences(most):
+    task = make(max_attractors=4, train_max_nouns=most, test_size=100)
+    batch = task.train_batch(0, 300)
+    check_rows(batch)
+    intervening = [len(noun_numbers([WORDS[token] for token in inputs[:length]])) - 1
+                   for inputs, length in zip(batch.inputs, batch.lengths)]
+    assert max(intervening) == most and min(intervening) == 0
+    assert int(batch.targets[:, 1].max()) <= most
+    probabilities = task.training_attractor_probabilities()
+    assert len(probabilities) == most + 1 and abs(sum(probabilities) - 1.0) < 1e-9
+    # the evaluation sets still hold every attractor count 0..M
+    assert torch.bincount(task.eval_set("test").targets[:, 1], minlength=5).tolist() == [20] * 5
+    assert task.options()["train_max_nouns"] == most
+    if most == 0:  # the subject is the nearest noun; the modifiers' words never occur
+        words = {WORDS[token] for row in batch.inputs for token in row}
+        assert "that" not in words and "like" not in words and "saw" not in words
+
+
+def test_train_max_nouns_is_validated():
+    assert make().options()["train_max_nouns"] is None
+    assert make(max_attractors=2).training_max_nouns() == 3
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="--train-max-nouns must be a non-negative integer"):
+            make(train_max_nouns=bad)
+    with pytest.raises(ValueError, match="natural training distribution only"):
+        make(train_max_nouns=1, train_distribution="balanced")

@@ -350,7 +350,7 @@ def errors_grow_with_attractors(accuracy: Mapping[str, Mapping[int, float]], *,
     if not growth:
         return Verdict(INCONCLUSIVE, f"no model learned the task (accuracy with 0 attractors ≥ "
                        f"{learned:g}): {', '.join(skipped)}")
-    text = ", ".join(f"{model} +{value:.3f}" for model, value in growth.items())
+    text = ", ".join(f"{model} {value:+.3f}" for model, value in growth.items())
     reason = f"error growth from 0 to the most attractors: {text} (needs ≥ {min_growth:g})"
     if skipped:
         reason += f"; not counted (did not learn): {', '.join(skipped)}"
@@ -364,6 +364,55 @@ def errors_grow_with_attractors(accuracy: Mapping[str, Mapping[int, float]], *,
     if not any(grows):
         return Verdict(NOT_SUPPORTED, reason)
     return Verdict(INCONCLUSIVE, reason)
+
+
+def attraction_errors_grow(accuracy: Mapping[str, Mapping[int, Sequence[float]]],
+                           same_number: Mapping[str, Sequence[float]],
+                           drift: Mapping[str, Sequence[float]], *, min_growth: float = 0.1,
+                           learned: float = 0.9, unharmed: float = 0.8,
+                           settled: float = 0.05) -> Verdict:
+    """Agreement errors grow with the number of attractors in trained, converged models, and it
+    is the attractors, not the distance, that cause them.
+
+    Per model, one value per seed: ``accuracy[model][k]`` = test accuracy with k attractors;
+    ``same_number[model]`` = accuracy on sentences with as many intervening nouns, none of them
+    an attractor; ``drift[model]`` = the largest change of the held-out validation accuracy over
+    the last half of training. The rule is :func:`errors_grow_with_attractors` on the medians
+    over seeds (error growth from 0 to the most attractors ≥ ``min_growth``). Positive controls
+    (see :func:`controlled`), each for every model: median accuracy with 0 attractors ≥
+    ``learned`` (it learned the easy case); median ``same_number`` ≥ ``unharmed`` (the long
+    held-out sentences themselves are no problem, so errors there are attraction); every drift
+    ≤ ``settled`` (training had converged, so the errors are no budget artefact). A failed
+    control makes it inconclusive.
+    """
+    models = list(accuracy)
+    values = [value for model in models for runs in accuracy[model].values() for value in runs]
+    values += [value for model in models for value in (*same_number.get(model, ()),
+                                                        *drift.get(model, ()))]
+    if not models or not all(_finite(value) for value in values) or not all(
+            accuracy[model] and all(accuracy[model].values()) and same_number.get(model)
+            and drift.get(model) for model in models):
+        return Verdict(INCONCLUSIVE, "no finite accuracy for every model, attractor count and "
+                                     "control")
+    medians = {model: {int(k): _median(runs) for k, runs in accuracy[model].items()}
+               for model in models}
+    verdict = errors_grow_with_attractors(medians, min_growth=min_growth, learned=0.0)
+    easy = {model: medians[model].get(0, math.nan) for model in models}
+    unharmed_by = {model: _median(same_number[model]) for model in models}
+    largest_drift = {model: max(drift[model]) for model in models}
+
+    def listed(numbers: Mapping[str, float]) -> str:
+        return ", ".join(f"{model} {value:.3f}" for model, value in numbers.items())
+
+    return controlled(verdict, [
+        (f"accuracy with 0 attractors {listed(easy)} (median; each must be ≥ {learned:g})",
+         all(_finite(value) and value >= learned for value in easy.values())),
+        (f"accuracy with the same nouns but no attractor {listed(unharmed_by)} (median; each "
+         f"must be ≥ {unharmed:g})", all(value >= unharmed for value in unharmed_by.values())),
+        (f"converged: held-out validation accuracy moved by at most {listed(largest_drift)} "
+         f"over the last half of training (each run must be ≤ {settled:g})",
+         all(value <= settled for value in largest_drift.values())),
+    ])
 
 
 def bidirectional_helps(accuracy: Mapping[str, Mapping[str, float]], *,

@@ -16,6 +16,13 @@ about two thirds of the sentences have no attractor and one in five has one; opt
 ``train_distribution="balanced"`` trains on the evaluation distribution instead. The validation
 and test sets are balanced over the attractor counts k = 0..M (each with k or k + 1 intervening
 nouns), so accuracy is reported for each count.
+
+Option ``train_max_nouns=N`` (``--train-max-nouns N``, natural training only) caps the intervening
+nouns of a training sentence at N (P(n) ∝ 2^-n, n = 0..N; default N = M + 1), so attractor counts
+above N occur only in the evaluation sets: held out, like the long tail of attractor counts in
+real text. With N = 0 the subject is always the noun nearest to the verb, so the training data
+cannot tell "agree with the subject" from "agree with the nearest noun"; the words that only
+modifiers use ("that", the clauses' verbs) then never occur in training either.
 """
 
 from __future__ import annotations
@@ -151,11 +158,21 @@ class AgreementTask(SyntheticTask):
 
     def __init__(
         self, *, max_attractors: int, train_distribution: str = "natural", seed: int,
-        valid_size: int, test_size: int
+        valid_size: int, test_size: int, train_max_nouns: int | None = None
     ) -> None:
         super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
         if max_attractors < 0:
             raise ValueError(f"--max-attractors must be >= 0, got {max_attractors}")
+        if train_max_nouns is not None and (
+            isinstance(train_max_nouns, bool) or not isinstance(train_max_nouns, int)
+            or train_max_nouns < 0
+        ):
+            raise ValueError(f"--train-max-nouns must be a non-negative integer, got "
+                             f"{train_max_nouns!r}")
+        if train_max_nouns is not None and train_distribution == "balanced":
+            raise ValueError("--train-max-nouns applies to the natural training distribution "
+                             "only (balanced training follows the evaluation sets)")
+        self.train_max_nouns = train_max_nouns
         if train_distribution not in TRAIN_DISTRIBUTIONS:
             raise ValueError(f"--train-distribution must be one of "
                              f"{', '.join(TRAIN_DISTRIBUTIONS)}, got {train_distribution!r}")
@@ -167,6 +184,10 @@ class AgreementTask(SyntheticTask):
         """--max-attractors, --train-distribution and the evaluation-set sizes."""
         add_option(parser, "--max-attractors", type=int, default=None,
                    help="agreement: attractor counts 0..M in the evaluation sets (default: 4)")
+        add_option(parser, "--train-max-nouns", type=int, default=None,
+                   help="agreement: training sentences have at most this many nouns between "
+                        "subject and verb, so larger attractor counts are held out for the "
+                        "evaluation (default: M + 1)")
         add_option(parser, "--train-distribution", choices=TRAIN_DISTRIBUTIONS, default=None,
                    help="agreement: training sentences as in text, attractors rare (natural, "
                         "the default), or balanced over the attractor counts like the "
@@ -177,27 +198,36 @@ class AgreementTask(SyntheticTask):
     def from_options(
         cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
     ) -> AgreementTask:
-        """Build from {max_attractors, train_distribution, valid_size, test_size}."""
+        """Build from {max_attractors, train_distribution, train_max_nouns, valid_size,
+        test_size}."""
         max_attractors = options.get("max_attractors")
         distribution = options.get("train_distribution")
         return cls(
             max_attractors=4 if max_attractors is None else max_attractors,
             train_distribution="natural" if distribution is None else distribution,
+            train_max_nouns=options.get("train_max_nouns"),
             seed=seed,
             valid_size=positive_option(options, "valid_size", cls.default_valid_size),
             test_size=positive_option(options, "test_size", cls.default_test_size),
         )
 
     def options(self) -> dict[str, Any]:
-        """{"max_attractors", "train_distribution", "valid_size", "test_size"}."""
+        """{"max_attractors", "train_distribution", "train_max_nouns", "valid_size",
+        "test_size"}."""
         return {"max_attractors": self.max_attractors,
-                "train_distribution": self.train_distribution, **self.base_options()}
+                "train_distribution": self.train_distribution,
+                "train_max_nouns": self.train_max_nouns, **self.base_options()}
+
+    def training_max_nouns(self) -> int:
+        """The most nouns between subject and verb in a natural training sentence."""
+        return self.max_attractors + 1 if self.train_max_nouns is None else self.train_max_nouns
 
     def training_attractor_probabilities(self) -> list[float]:
-        """P(k attractors) of a training sentence, k = 0..M+1 (natural) or 0..M (balanced)."""
+        """P(k attractors) of a training sentence, k = 0..(most nouns) (natural) or 0..M
+        (balanced)."""
         if self.train_distribution == "balanced":
             return [1.0 / (self.max_attractors + 1)] * (self.max_attractors + 1)
-        max_intervening = self.max_attractors + 1
+        max_intervening = self.training_max_nouns()
         nouns = natural_noun_probabilities(max_intervening)
         return [sum(nouns[n] * math.comb(n, k) * 0.5**n for n in range(k, max_intervening + 1))
                 for k in range(max_intervening + 1)]
@@ -208,7 +238,7 @@ class AgreementTask(SyntheticTask):
         if self.train_distribution == "balanced":
             return self.make_eval_batch(generator, size)
         rng = random.Random(int(torch.randint(2**62, (1,), generator=generator)))
-        nouns = natural_noun_probabilities(self.max_attractors + 1)
+        nouns = natural_noun_probabilities(self.training_max_nouns())
         rows = []
         for _ in range(size):
             plural = rng.random() < 0.5
