@@ -27,7 +27,7 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# The main job: every claim of the lecture as a measured experiment (about 10 minutes on 2 cores).
+# The main job: every claim of the lecture as a measured experiment (about 6 minutes on 2 cores).
 demo: $(VENV)/.installed
 	$(BIN)/rnnlab lecture --out lecture-report
 
