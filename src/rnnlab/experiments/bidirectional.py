@@ -29,7 +29,7 @@ SPEED_MARGIN = 0.01
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"cell": "gru", "hidden": 16, "embedding": 16, "tag_steps": 60,
-              "sentence_steps": 200, "sentence_lr": 0.02, "batch_size": 32, "test_size": 300,
+              "sentence_steps": 120, "sentence_lr": 0.02, "batch_size": 32, "test_size": 300,
               "eval_every": 40},
     "default": {"cell": "gru", "hidden": 16, "embedding": 16, "tag_steps": 120,
                 "sentence_steps": 400, "sentence_lr": 0.02, "batch_size": 32, "test_size": 600,
@@ -211,8 +211,9 @@ def _plot(context: ExperimentContext, tagging: dict[str, Any], curves: dict[str,
                             text=f"{direction}, {pooling} pooling")
     plotting.chance(curve_axis, 0.5, "chance (1/2)")
     curve_axis.set_xlabel("training step")
-    curve_axis.set_ylabel("validation accuracy (line: median; band: min-max over seeds)")
-    curve_axis.set_title("sentiment-toy: the last word decides the sentence")
+    curve_axis.set_ylabel("validation accuracy")
+    curve_axis.set_title("sentiment-toy: the last word decides the sentence\n(line: median; "
+                         "band: min-max over seeds)", fontsize=10)
     curve_axis.legend(fontsize=7)
     return plotting.save(fig, context.plot_path("bidirectional.png"))
 

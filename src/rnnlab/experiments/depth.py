@@ -31,7 +31,7 @@ FIXED = 0.5  # with residual connections the deep stack's MSE at most this × th
 
 SIZES: dict[str, dict[str, Any]] = {
     # every depth with "none" and "residual"; dense and highway at the deepest only unless all
-    "quick": {"cell": "lstm", "depths": [1, 2, 8], "length": 10, "hidden": 32, "steps": 200,
+    "quick": {"cell": "lstm", "depths": [1, 2, 4], "length": 10, "hidden": 32, "steps": 150,
               "batch_size": 64, "gradient_batch": 64, "all_connections_at_every_depth": False},
     "default": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 10, "hidden": 32,
                 "steps": 200, "batch_size": 64, "gradient_batch": 128,
@@ -170,9 +170,10 @@ def _plot(context: ExperimentContext, mse: dict[str, Any], gradient: dict[str, A
         axis.set_yscale("log")
         axis.set_xticks(size["depths"], [str(d) for d in size["depths"]])
         axis.set_xlabel("layers")
-    loss_axis.set_ylabel("test MSE (median; band: min-max over seeds)")
+    loss_axis.set_ylabel("test MSE")
     loss_axis.set_title(f"adding T={size['length']}, {size['cell'].upper()} stacks, "
-                        f"{size['steps']} steps")
+                        f"{size['steps']} steps\n(line: median; band: min-max over seeds)",
+                        fontsize=10)
     gradient_axis.set_ylabel("‖∂loss/∂W of layer 0‖ at initialisation")
     gradient_axis.set_title("gradient reaching the first layer")
     loss_axis.legend(fontsize=8)

@@ -27,7 +27,7 @@ CARRYING_CORRELATION = 0.9  # a unit carries the first value if its state correl
 KEEP_LEVEL = 0.9  # "keeps": mean f (LSTM) or 1 − u (GRU) between the marks at least this
 
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"length": 20, "steps": 300, "hidden": 16, "batch_size": 64, "traced": 256},
+    "quick": {"length": 15, "steps": 250, "hidden": 16, "batch_size": 64, "traced": 256},
     "default": {"length": 50, "steps": 700, "hidden": 16, "batch_size": 64, "traced": 512},
     "full": {"length": 100, "steps": 2000, "hidden": 32, "batch_size": 64, "traced": 1024},
 }

@@ -18,7 +18,7 @@ SOLVED, FAILED = 0.5, 0.8  # fractions of the chance MSE (see verdicts.beats_cha
 
 SIZES: dict[str, dict[str, Any]] = {
     # steps[k] is the number of training steps at lengths[k]
-    "quick": {"lengths": [10, 30], "steps": [250, 250], "hidden": 32, "batch_size": 64,
+    "quick": {"lengths": [10, 20], "steps": [200, 200], "hidden": 32, "batch_size": 64,
               "lr": 1e-2, "copy_lengths": [], "copy_steps": 0},
     "default": {"lengths": [10, 25, 50], "steps": [300, 300, 500], "hidden": 32,
                 "batch_size": 64, "lr": 1e-2, "copy_lengths": [], "copy_steps": 0},
@@ -121,8 +121,9 @@ def _plot_mse(context: ExperimentContext, adding: dict[str, Any], copy: dict[str
     axis.set_xscale("log")
     axis.set_xticks(size["lengths"], [str(length) for length in size["lengths"]])
     axis.set_xlabel("distance: sequence length T")
-    axis.set_ylabel("test MSE (line: median; band: min-max over seeds)")
-    axis.set_title("adding problem, test MSE after training")
+    axis.set_ylabel("test MSE")
+    axis.set_title("adding problem, test MSE after training\n(line: median; band: min-max over "
+                   "seeds)", fontsize=10)
     axis.legend(fontsize=8)
     if columns == 2:
         axis = axes[1]
