@@ -32,7 +32,7 @@ from rnnlab.tasks.base import (
     mean_step_metrics,
 )
 from rnnlab.tasks.models import SequenceClassifier, TaggerModel
-from rnnlab.tasks.synthetic import SyntheticTask, pad_sequences, positive_option
+from rnnlab.tasks.synthetic import SizedTask, pad_sequences
 
 POSITIVE = ("exciting", "brilliant", "charming", "delightful", "gripping", "moving")
 NEGATIVE = ("boring", "dull", "clumsy", "tedious", "bland", "messy")
@@ -68,33 +68,13 @@ def sentiment_sentence(rng: random.Random, positive: bool) -> list[str]:
     return [*words, *prefix, reverse if reversed_ else keep]
 
 
-class SentimentToyTask(SyntheticTask):
+class SentimentToyTask(SizedTask):
     """Binary sentiment of generated sentences: inputs (B, T) word ids, targets (B,)."""
 
     name = "sentiment-toy"
     description = "toy sentiment: an adjective whose polarity the last word keeps or reverses"
     metric = "accuracy"
     higher_is_better = True
-
-    @classmethod
-    def add_arguments(cls, parser: Any) -> None:
-        """The evaluation-set sizes."""
-        cls.add_eval_size_arguments(parser)
-
-    @classmethod
-    def from_options(
-        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
-    ) -> SentimentToyTask:
-        """Build from {valid_size, test_size}."""
-        return cls(
-            seed=seed,
-            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
-            test_size=positive_option(options, "test_size", cls.default_test_size),
-        )
-
-    def options(self) -> dict[str, Any]:
-        """{"valid_size", "test_size"}."""
-        return self.base_options()
 
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """Balanced labels: inputs (B, T) padded word ids, lengths (B,), targets (B,)."""
@@ -160,7 +140,7 @@ TAG_WORD_IDS = {word: index for index, word in enumerate(TAG_WORDS)}
 RIGHT_CONTEXT_IDS = torch.tensor([TAG_WORD_IDS[word] for word in INTENSIFIERS])
 
 
-class PolarityTagsTask(SyntheticTask):
+class PolarityTagsTask(SizedTask):
     """Tag every word neutral/positive/negative; an intensifier takes the next word's polarity.
 
     Inputs (B, T) word ids, targets (B, T) tags (padding: -100, ignored), lengths (B,). Metrics:
@@ -173,26 +153,6 @@ class PolarityTagsTask(SyntheticTask):
                    "it (bidirectional encoders can know it, left-to-right ones cannot)")
     metric = "accuracy"
     higher_is_better = True
-
-    @classmethod
-    def add_arguments(cls, parser: Any) -> None:
-        """The evaluation-set sizes."""
-        cls.add_eval_size_arguments(parser)
-
-    @classmethod
-    def from_options(
-        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
-    ) -> PolarityTagsTask:
-        """Build from {valid_size, test_size}."""
-        return cls(
-            seed=seed,
-            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
-            test_size=positive_option(options, "test_size", cls.default_test_size),
-        )
-
-    def options(self) -> dict[str, Any]:
-        """{"valid_size", "test_size"}."""
-        return self.base_options()
 
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """Sentences: inputs (B, T) word ids, targets (B, T) tags (-100 on the padding),

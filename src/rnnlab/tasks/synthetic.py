@@ -134,6 +134,30 @@ class SyntheticTask(Task):
         return {"valid_size": self.valid_size, "test_size": self.test_size}
 
 
+class SizedTask(SyntheticTask):
+    """A synthetic task whose only options are the evaluation-set sizes."""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """The evaluation-set sizes."""
+        cls.add_eval_size_arguments(parser)
+
+    @classmethod
+    def from_options(
+        cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
+    ) -> SizedTask:
+        """Build from {valid_size, test_size}."""
+        return cls(
+            seed=seed,
+            valid_size=positive_option(options, "valid_size", cls.default_valid_size),
+            test_size=positive_option(options, "test_size", cls.default_test_size),
+        )
+
+    def options(self) -> dict[str, Any]:
+        """{"valid_size", "test_size"}."""
+        return self.base_options()
+
+
 class LengthTask(SyntheticTask):
     """A synthetic task whose one size option is the sequence length T (``--length``).
 
