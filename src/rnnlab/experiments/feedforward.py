@@ -30,6 +30,7 @@ from rnnlab.experiments.base import (
     ExperimentResult,
     seed_everything,
 )
+from rnnlab.experiments.vanishing import haar_orthogonal
 from rnnlab.nn.connections import CONNECTIONS, layer_input_sizes, make_connection
 
 NAMES = {"none": "plain", "residual": "residual", "dense": "dense", "highway": "highway"}
@@ -120,13 +121,6 @@ def measure_stacks(size: dict[str, Any], seed: int, context: ExperimentContext
                 results[connection]["profile"] = (norms / norms[-1]).tolist()
         context.advance()
     return results
-
-
-def haar_orthogonal(count: int, size: int, generator: torch.Generator) -> Tensor:
-    """``count`` Haar-random orthogonal matrices (count, size, size), float64 (sign-fixed QR)."""
-    gaussian = torch.randn(count, size, size, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(gaussian)
-    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
 def with_singular_values(singular_values: Tensor, count: int, generator: torch.Generator

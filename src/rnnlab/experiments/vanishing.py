@@ -48,11 +48,12 @@ def sizes(budget: str) -> dict[str, Any]:
     return dict(SIZES[budget])
 
 
-def orthogonal(size: int, generator: torch.Generator) -> torch.Tensor:
-    """A random orthogonal matrix (size, size), float64, from the QR of a Gaussian matrix."""
-    gaussian = torch.randn(size, size, generator=generator, dtype=torch.float64)
+def haar_orthogonal(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` Haar-random orthogonal matrices (count, size, size), float64: the QR of Gaussian
+    matrices with the signs of R's diagonal moved into Q, so the draw is uniform."""
+    gaussian = torch.randn(count, size, size, generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(gaussian)
-    return q * torch.sign(torch.diagonal(r))  # (H, H), sign-fixed so the draw is uniform
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
 def linear_rnn(rho: float, hidden: int, seed: int) -> rnnlab.RNN:
@@ -60,7 +61,7 @@ def linear_rnn(rho: float, hidden: int, seed: int) -> rnnlab.RNN:
     generator = torch.Generator().manual_seed(seed)
     layer = rnnlab.RNN(hidden, hidden, nonlinearity="linear", dtype=torch.float64)
     with torch.no_grad():
-        layer.weight_hh_l0.copy_(rho * orthogonal(hidden, generator))
+        layer.weight_hh_l0.copy_(rho * haar_orthogonal(1, hidden, generator)[0])
         layer.weight_ih_l0.copy_(torch.randn(hidden, hidden, generator=generator,
                                              dtype=torch.float64) / math.sqrt(hidden))
         layer.bias_ih_l0.zero_()
