@@ -80,6 +80,9 @@ def test_report_starts_with_the_takeaways_and_says_how_to_rerun(tmp_path: Path) 
         assert "Gradients shrink by ρ per step." in text
     assert '<a href="results.json">results.json</a>' in page
     assert "[results.json](results.json)" in markdown
+    # each section states the claim (with its thresholds) before the verdict's numbers
+    section = markdown.split("## Vanishing")[1]
+    assert section.index("**Claim.**") < section.index("**Verdict: supported**")
 
 
 def test_takeaways_name_only_known_experiments() -> None:

@@ -26,8 +26,9 @@
 
 ``index.html`` is one self-contained page (the plots are embedded as base64 PNG data URIs) that
 opens offline: the lecture's four takeaways with the experiments behind each and their verdicts,
-the summary table claim → measurement → verdict, then one section per experiment (its meaning in
-plain words, the command that reruns it alone, its checks and plots). ``report.md`` holds the same
+the summary table claim → measurement → verdict, then one section per experiment (its claim with
+the thresholds, the verdict, its meaning in plain words, its checks and plots, the published
+result, the setup, and the command that reruns it alone). ``report.md`` holds the same
 text in Markdown, with the PNGs beside it.
 """
 
@@ -205,19 +206,19 @@ def render_markdown(data: dict[str, Any]) -> str:
     for name, entry in data["experiments"].items():
         verdict = entry["verdict"]
         lines += ["", f'<a id="{name}"></a>', "", f"## {entry['title']} (`{name}`)", "",
+                  f"**Claim.** {entry['claim']}", "",
                   f"**Verdict: {verdict['status']}** — {verdict['reason']}", "",
-                  f"**What it means.** {entry['meaning']}", "",
-                  f"Rerun just this experiment: `{rerun_command(name, data['budget']['name'])}`",
-                  "", f"**Claim.** {entry['claim']}", "", f"**Published.** {entry['published']}",
-                  "",
-                  f"**Setup.** {entry['setup']}", "", "**Checks.**", ""]
+                  f"**What it means.** {entry['meaning']}", "", "**Checks.**", ""]
         for check in entry["checks"]:
             lines.append(f"- {check['claim']}: **{check['verdict']['status']}** — "
                          f"{check['verdict']['reason']}")
         lines.append("")
         lines += [f"![{plot}]({plot})" for plot in entry["plots"]]
-        lines += ["", f"Wall time: {entry['wall_time_s']:.1f} s. Every number: "
-                      f"[results.json](results.json) → `experiments.{name}.numbers`."]
+        lines += ["", f"**Published.** {entry['published']}", "",
+                  f"**Setup.** {entry['setup']}", "",
+                  f"Rerun just this experiment: `{rerun_command(name, data['budget']['name'])}`"
+                  f" · wall time {entry['wall_time_s']:.1f} s · every number: "
+                  f"[results.json](results.json) → `experiments.{name}.numbers`."]
     return "\n".join(lines) + "\n"
 
 
@@ -277,20 +278,20 @@ def render_html(data: dict[str, Any], plot_dir: Path) -> str:
         verdict = entry["verdict"]
         parts += [f'<section id="{escape(name)}">',
                   f"<h2>{escape(entry['title'])} <code>{escape(name)}</code></h2>",
-                  f"<p>{_badge(verdict['status'])} {escape(verdict['reason'])}</p>",
-                  f"<p><b>What it means.</b> {escape(entry['meaning'])}</p>",
-                  f"<p>Rerun just this experiment: <code>"
-                  f"{escape(rerun_command(name, data['budget']['name']))}</code></p>",
                   f"<p><b>Claim.</b> {escape(entry['claim'])}</p>",
-                  f"<p><b>Published.</b> {escape(entry['published'])}</p>",
-                  f"<p><b>Setup.</b> {escape(entry['setup'])}</p>", "<ul>"]
+                  f"<p>{_badge(verdict['status'])} {escape(verdict['reason'])}</p>",
+                  f"<p><b>What it means.</b> {escape(entry['meaning'])}</p>", "<ul>"]
         parts += [f"<li>{escape(check['claim'])}: {_badge(check['verdict']['status'])} "
                   f"{escape(check['verdict']['reason'])}</li>" for check in entry["checks"]]
         parts.append("</ul>")
         parts += [_image(plot_dir / plot) for plot in entry["plots"]]
-        parts.append(f'<p class="facts">Wall time {entry["wall_time_s"]:.1f} s; every number '
-                     f'is in <a href="results.json">results.json</a> under '
-                     f"<code>experiments.{escape(name)}.numbers</code>.</p>")
+        parts += [f"<p><b>Published.</b> {escape(entry['published'])}</p>",
+                  f"<p><b>Setup.</b> {escape(entry['setup'])}</p>",
+                  f'<p class="facts">Rerun just this experiment: <code>'
+                  f"{escape(rerun_command(name, data['budget']['name']))}</code> · wall time "
+                  f'{entry["wall_time_s"]:.1f} s · every number is in '
+                  f'<a href="results.json">results.json</a> under '
+                  f"<code>experiments.{escape(name)}.numbers</code>.</p>"]
         parts.append("</section>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
