@@ -241,7 +241,7 @@ def _plot_cliff(context: ExperimentContext, surface: dict[str, Any]) -> str:
     axis.set_ylim(*W_RANGE)
     axis.set_xlabel("bias b")
     axis.set_ylabel("recurrent weight w")
-    axis.set_title(f"one-unit RNN h_t = tanh(w h_{{t-1}} + b), T={surface['steps']}: the cliff")
+    axis.set_title(f"one-unit RNN hₜ = tanh(w hₜ₋₁ + b), T={surface['steps']}: the cliff")
     axis.legend(loc="lower left", fontsize=8)
     return plotting.save(fig, context.plot_path("clipping_cliff.png"))
 

@@ -372,7 +372,7 @@ EXPERIMENT = Experiment(
         "(Residual, Highway with gate bias −3, dense input widths), a 10-class linear readout "
         "and cross-entropy against random labels on a Gaussian batch; ‖∂loss/∂h_l‖ (activation "
         "gradients, norm over batch and units) by autograd at initialisation, per seed. "
-        "(b) Chains h_l = W_l h_{l-1} (and tanh(W_l h_{l-1}), shown but not judged) in float64 "
+        "(b) Chains hₗ = Wₗ hₗ₋₁ (and tanh(Wₗ hₗ₋₁), shown but not judged) in float64 "
         "with 16 units: per seed, the singular values s of one Gaussian N(0, 1/16) matrix; per "
         "draw (100–300), a shared W = U diag(s) Vᵀ or independent W_l = U_l diag(s) V_lᵀ, Haar "
         "U, V; a random h₀ and unit vector g; ∂(g · h_L)/∂h₀ by autograd."

@@ -1,7 +1,7 @@
 """Experiment 1: vanishing gradients, proof and practice.
 
 Proof: in a linear RNN, ∂h_t/∂h_{t-1} = W_h exactly, so with W_h = ρ·Q (Q orthogonal: every
-singular value is ρ) the gradient norm after d steps is exactly ρ^d: log g(d) has slope log ρ.
+singular value is ρ) the gradient norm after d steps is exactly ρᵈ: log g(d) has slope log ρ.
 Practice: the same measurement on a tanh RNN, an LSTM and a GRU, at initialisation and after
 training on the adding problem; the gated cells' gradients should reach further.
 """
@@ -259,7 +259,7 @@ EXPERIMENT = Experiment(
     name="vanishing",
     title="Vanishing gradients, proof and practice",
     claim=(
-        "Back-propagating through h_t = W_h h_{t-1} multiplies the gradient by W_h^T at every "
+        "Back-propagating through hₜ = W_h hₜ₋₁ multiplies the gradient by W_hᵀ at every "
         "step, so in a linear RNN whose W_h has all singular values ρ the gradient norm after d "
         "steps is exactly ρᵈ: the measured slope of log g(d) must equal log ρ within 10% "
         "(within 0.01 for ρ = 1). Gated cells (LSTM, GRU) let gradients reach further than a tanh "
