@@ -28,11 +28,11 @@ LAST_LEARNED = 0.9  # control: the left-to-right encoder reading its last state 
 SPEED_MARGIN = 0.01
 
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"cell": "gru", "hidden": 16, "embedding": 16, "tag_steps": 60,
-              "sentence_steps": 120, "sentence_lr": 0.02, "batch_size": 32, "test_size": 300,
+    "quick": {"cell": "gru", "hidden": 16, "embedding": 16, "tag_steps": 50,
+              "sentence_steps": 80, "sentence_lr": 0.02, "batch_size": 32, "test_size": 300,
               "eval_every": 40},
     "default": {"cell": "gru", "hidden": 16, "embedding": 16, "tag_steps": 120,
-                "sentence_steps": 400, "sentence_lr": 0.02, "batch_size": 32, "test_size": 600,
+                "sentence_steps": 300, "sentence_lr": 0.02, "batch_size": 32, "test_size": 600,
                 "eval_every": 50},
     "full": {"cell": "gru", "hidden": 32, "embedding": 32, "tag_steps": 400,
              "sentence_steps": 1000, "sentence_lr": 0.02, "batch_size": 32, "test_size": 2000,

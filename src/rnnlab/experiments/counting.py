@@ -28,8 +28,8 @@ IN_RANGE = 0.9  # control: the LSTM handles this share of the trained n ≤ N (m
 
 SIZES: dict[str, dict[str, Any]] = {
     # easy_max_n: the easy version the GRU must learn (its control), trained for easy_steps
-    "quick": {"max_n": 15, "probe_factor": 6, "hidden": 10, "steps": 400, "batch_size": 32,
-              "lr": 1e-2, "easy_max_n": 8, "easy_steps": 200},
+    "quick": {"max_n": 12, "probe_factor": 6, "hidden": 10, "steps": 300, "batch_size": 32,
+              "lr": 1e-2, "easy_max_n": 8, "easy_steps": 150},
     "default": {"max_n": 30, "probe_factor": 8, "hidden": 10, "steps": 800, "batch_size": 32,
                 "lr": 1e-2, "easy_max_n": 10, "easy_steps": 500},
     "full": {"max_n": 50, "probe_factor": 8, "hidden": 10, "steps": 2000, "batch_size": 32,

@@ -31,10 +31,10 @@ FIXED = 0.5  # with residual connections the deep stack's MSE at most this × th
 
 SIZES: dict[str, dict[str, Any]] = {
     # every depth with "none" and "residual"; dense and highway at the deepest only unless all
-    "quick": {"cell": "lstm", "depths": [1, 2, 4], "length": 10, "hidden": 32, "steps": 150,
+    "quick": {"cell": "lstm", "depths": [1, 2, 4], "length": 10, "hidden": 24, "steps": 100,
               "batch_size": 64, "gradient_batch": 64, "all_connections_at_every_depth": False},
     "default": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 10, "hidden": 32,
-                "steps": 200, "batch_size": 64, "gradient_batch": 128,
+                "steps": 150, "batch_size": 64, "gradient_batch": 128,
                 "all_connections_at_every_depth": False},
     "full": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 20, "hidden": 64,
              "steps": 1000, "batch_size": 64, "gradient_batch": 256,

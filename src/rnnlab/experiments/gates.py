@@ -28,7 +28,7 @@ KEEP_LEVEL = 0.9  # "keeps": mean f (LSTM) or 1 − u (GRU) between the marks at
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"length": 15, "steps": 250, "hidden": 16, "batch_size": 64, "traced": 256},
-    "default": {"length": 50, "steps": 700, "hidden": 16, "batch_size": 64, "traced": 512},
+    "default": {"length": 30, "steps": 500, "hidden": 16, "batch_size": 64, "traced": 512},
     "full": {"length": 100, "steps": 2000, "hidden": 32, "batch_size": 64, "traced": 1024},
 }
 

@@ -18,9 +18,9 @@ SOLVED, FAILED = 0.5, 0.8  # fractions of the chance MSE (see verdicts.beats_cha
 
 SIZES: dict[str, dict[str, Any]] = {
     # steps[k] is the number of training steps at lengths[k]
-    "quick": {"lengths": [10, 20], "steps": [200, 200], "hidden": 32, "batch_size": 64,
+    "quick": {"lengths": [10, 20], "steps": [150, 150], "hidden": 32, "batch_size": 64,
               "lr": 1e-2, "copy_lengths": [], "copy_steps": 0},
-    "default": {"lengths": [10, 25, 50], "steps": [300, 300, 500], "hidden": 32,
+    "default": {"lengths": [10, 20, 30], "steps": [300, 300, 500], "hidden": 32,
                 "batch_size": 64, "lr": 1e-2, "copy_lengths": [], "copy_steps": 0},
     "full": {"lengths": [10, 25, 50, 100, 200], "steps": [500, 800, 1200, 2000, 3000],
              "hidden": 32, "batch_size": 64, "lr": 1e-2, "copy_lengths": [10, 20],

@@ -37,7 +37,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {"rhos": [0.5, 0.9, 1.0, 1.1], "linear_length": 20, "linear_hidden": 16,
               "length": 20, "hidden": 32, "steps": 60, "batch_size": 32, "flow_batch": 8},
     "default": {"rhos": [0.5, 0.9, 1.0, 1.1], "linear_length": 30, "linear_hidden": 32,
-                "length": 30, "hidden": 32, "steps": 500, "batch_size": 64, "flow_batch": 16},
+                "length": 30, "hidden": 32, "steps": 400, "batch_size": 64, "flow_batch": 16},
     "full": {"rhos": [0.5, 0.9, 1.0, 1.1], "linear_length": 60, "linear_hidden": 64,
              "length": 100, "hidden": 64, "steps": 3000, "batch_size": 64, "flow_batch": 32},
 }
