@@ -34,8 +34,8 @@ SIZES: dict[str, dict[str, Any]] = {
     "default": {"cell": "gru", "hidden": 16, "embedding": 16, "tag_steps": 120,
                 "sentence_steps": 300, "sentence_lr": 0.02, "batch_size": 32, "test_size": 600,
                 "eval_every": 50},
-    "full": {"cell": "gru", "hidden": 32, "embedding": 32, "tag_steps": 400,
-             "sentence_steps": 1000, "sentence_lr": 0.02, "batch_size": 32, "test_size": 2000,
+    "full": {"cell": "gru", "hidden": 16, "embedding": 16, "tag_steps": 200,
+             "sentence_steps": 600, "sentence_lr": 0.02, "batch_size": 32, "test_size": 2000,
              "eval_every": 50},
 }
 

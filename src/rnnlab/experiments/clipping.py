@@ -39,7 +39,7 @@ SIZES: dict[str, dict[str, Any]] = {
               "batch_size": 32, "lr": 0.5, "clip": 1.0, "grid": 61},
     "default": {"cells": ["rnn", "lstm"], "length": 50, "hidden": 32, "steps": 200,
                 "batch_size": 32, "lr": 0.5, "clip": 1.0, "grid": 81},
-    "full": {"cells": ["rnn", "lstm"], "length": 100, "hidden": 64, "steps": 500,
+    "full": {"cells": ["rnn", "lstm"], "length": 100, "hidden": 32, "steps": 300,
              "batch_size": 64, "lr": 0.5, "clip": 1.0, "grid": 121},
 }
 

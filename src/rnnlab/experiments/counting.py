@@ -32,8 +32,8 @@ SIZES: dict[str, dict[str, Any]] = {
               "lr": 1e-2, "easy_max_n": 8, "easy_steps": 150},
     "default": {"max_n": 30, "probe_factor": 8, "hidden": 10, "steps": 800, "batch_size": 32,
                 "lr": 1e-2, "easy_max_n": 10, "easy_steps": 500},
-    "full": {"max_n": 50, "probe_factor": 8, "hidden": 10, "steps": 2000, "batch_size": 32,
-             "lr": 1e-2, "easy_max_n": 10, "easy_steps": 1000},
+    "full": {"max_n": 40, "probe_factor": 8, "hidden": 10, "steps": 1200, "batch_size": 32,
+             "lr": 1e-2, "easy_max_n": 10, "easy_steps": 600},
 }
 
 

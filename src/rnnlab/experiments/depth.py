@@ -36,8 +36,8 @@ SIZES: dict[str, dict[str, Any]] = {
     "default": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 10, "hidden": 32,
                 "steps": 150, "batch_size": 64, "gradient_batch": 128,
                 "all_connections_at_every_depth": False},
-    "full": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 20, "hidden": 64,
-             "steps": 1000, "batch_size": 64, "gradient_batch": 256,
+    "full": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 10, "hidden": 32,
+             "steps": 300, "batch_size": 64, "gradient_batch": 256,
              "all_connections_at_every_depth": True},
 }
 

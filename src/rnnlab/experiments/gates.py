@@ -29,7 +29,7 @@ KEEP_LEVEL = 0.9  # "keeps": mean f (LSTM) or 1 − u (GRU) between the marks at
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"length": 15, "steps": 250, "hidden": 16, "batch_size": 64, "traced": 256},
     "default": {"length": 30, "steps": 500, "hidden": 16, "batch_size": 64, "traced": 512},
-    "full": {"length": 100, "steps": 2000, "hidden": 32, "batch_size": 64, "traced": 1024},
+    "full": {"length": 50, "steps": 1000, "hidden": 16, "batch_size": 64, "traced": 1024},
 }
 
 

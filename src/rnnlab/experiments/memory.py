@@ -22,9 +22,8 @@ SIZES: dict[str, dict[str, Any]] = {
               "lr": 1e-2, "copy_lengths": [], "copy_steps": 0},
     "default": {"lengths": [10, 20, 30], "steps": [300, 300, 500], "hidden": 32,
                 "batch_size": 64, "lr": 1e-2, "copy_lengths": [], "copy_steps": 0},
-    "full": {"lengths": [10, 25, 50, 100, 200], "steps": [500, 800, 1200, 2000, 3000],
-             "hidden": 32, "batch_size": 64, "lr": 1e-2, "copy_lengths": [10, 20],
-             "copy_steps": 3000},
+    "full": {"lengths": [10, 30, 60], "steps": [300, 600, 1000], "hidden": 32,
+             "batch_size": 64, "lr": 1e-2, "copy_lengths": [10], "copy_steps": 1500},
 }
 
 

@@ -39,7 +39,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "default": {"rhos": [0.5, 0.9, 1.0, 1.1], "linear_length": 30, "linear_hidden": 32,
                 "length": 30, "hidden": 32, "steps": 400, "batch_size": 64, "flow_batch": 16},
     "full": {"rhos": [0.5, 0.9, 1.0, 1.1], "linear_length": 60, "linear_hidden": 64,
-             "length": 100, "hidden": 64, "steps": 3000, "batch_size": 64, "flow_batch": 32},
+             "length": 50, "hidden": 32, "steps": 800, "batch_size": 64, "flow_batch": 32},
 }
 
 
