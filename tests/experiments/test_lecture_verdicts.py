@@ -89,15 +89,6 @@ def test_beats_chance() -> None:
     assert verdicts.beats_chance(float("inf"), 0.17, chance, 100).status == INCONCLUSIVE
 
 
-def test_gates_preserve_cell() -> None:
-    assert verdicts.gates_preserve_cell(0.97, 0.05, 0.6, learned=True).status == SUPPORTED
-    assert verdicts.gates_preserve_cell(0.7, 0.05, 0.6, learned=True).status == NOT_SUPPORTED
-    assert verdicts.gates_preserve_cell(0.97, 0.7, 0.6, learned=True).status == NOT_SUPPORTED
-    assert verdicts.gates_preserve_cell(0.97, 0.05, 0.6, learned=False).status == INCONCLUSIVE
-    nan = float("nan")
-    assert verdicts.gates_preserve_cell(nan, nan, nan, learned=True).status == INCONCLUSIVE
-
-
 def test_clipping_prevents_divergence() -> None:
     assert verdicts.clipping_prevents_divergence(3, 0, 3).status == SUPPORTED
     assert verdicts.clipping_prevents_divergence(2, 2, 3).status == NOT_SUPPORTED
@@ -197,9 +188,6 @@ def test_bidirectional_helps() -> None:
 
 
 def test_depth_rules() -> None:
-    assert verdicts.residual_needed(0.16, 0.01, 8).status == SUPPORTED
-    assert verdicts.residual_needed(0.01, 0.02, 8).status == NOT_SUPPORTED
-    assert verdicts.residual_needed(0.10, 0.09, 8).status == INCONCLUSIVE
     assert verdicts.gradient_shrinks_with_depth({1: 1.0, 8: 0.01}).status == SUPPORTED
     assert verdicts.gradient_shrinks_with_depth({1: 1.0, 8: 2.0}).status == NOT_SUPPORTED
     assert verdicts.gradient_shrinks_with_depth({1: 1.0, 8: 0.7}).status == INCONCLUSIVE
