@@ -248,5 +248,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 12.0, "default": 45.0, "full": 200.0},
+    expected_s={"quick": 13.0, "default": 70.0, "full": 230.0},
 )

@@ -297,5 +297,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 5.0, "default": 20.0, "full": 90.0},
+    expected_s={"quick": 6.0, "default": 20.0, "full": 100.0},
 )

@@ -212,5 +212,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 12.0, "default": 60.0, "full": 300.0},
+    expected_s={"quick": 16.0, "default": 85.0, "full": 250.0},
 )

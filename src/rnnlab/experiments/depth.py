@@ -208,5 +208,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 12.0, "default": 90.0, "full": 900.0},
+    expected_s={"quick": 22.0, "default": 120.0, "full": 450.0},
 )

@@ -341,5 +341,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 4.0, "default": 15.0, "full": 60.0},
+    expected_s={"quick": 3.0, "default": 15.0, "full": 60.0},
 )

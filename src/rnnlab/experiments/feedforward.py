@@ -379,5 +379,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 3.0, "default": 7.0, "full": 18.0},
+    expected_s={"quick": 2.0, "default": 6.0, "full": 15.0},
 )

@@ -248,5 +248,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 10.0, "default": 40.0, "full": 240.0},
+    expected_s={"quick": 8.0, "default": 32.0, "full": 170.0},
 )

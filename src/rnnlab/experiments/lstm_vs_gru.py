@@ -178,5 +178,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 4.0, "default": 12.0, "full": 60.0},
+    expected_s={"quick": 1.0, "default": 5.0, "full": 30.0},
 )

@@ -164,5 +164,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 12.0, "default": 110.0, "full": 600.0},
+    expected_s={"quick": 14.0, "default": 55.0, "full": 300.0},
 )

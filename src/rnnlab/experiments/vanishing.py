@@ -285,5 +285,5 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     sizes=sizes,
-    expected_s={"quick": 10.0, "default": 60.0, "full": 400.0},
+    expected_s={"quick": 8.0, "default": 45.0, "full": 300.0},
 )
