@@ -34,7 +34,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {"cell": "lstm", "depths": [1, 2, 4], "length": 10, "hidden": 24, "steps": 100,
               "batch_size": 64, "gradient_batch": 64, "all_connections_at_every_depth": False},
     "default": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 10, "hidden": 32,
-                "steps": 150, "batch_size": 64, "gradient_batch": 128,
+                "steps": 200, "batch_size": 64, "gradient_batch": 128,
                 "all_connections_at_every_depth": False},
     "full": {"cell": "lstm", "depths": [1, 2, 4, 8], "length": 10, "hidden": 32,
              "steps": 300, "batch_size": 64, "gradient_batch": 256,
