@@ -5,6 +5,11 @@ distractor sentences of six tokens that mention no item, and ends with "finally 
 the next word must be the item named at the start. The model is a language model over the whole
 story; accuracy is measured on that final item word, for each distance d (in distractor
 sentences). Chance accuracy is one over the number of items.
+
+Three options make the recall quicker to learn without changing what is learned: ``--items``
+(fewer items to tell apart), ``--distractor-choices`` (less varied distractor sentences, so fewer
+unpredictable words add noise to the language-model loss) and ``--distance-decay`` (training
+stories favour short distances, whose recall a model learns first).
 """
 
 from __future__ import annotations
@@ -37,22 +42,30 @@ SENTENCE_LENGTH = 6
 CLOSING_LENGTH = 5  # finally she printed her tickets
 
 
-def distractor(generator: torch.Generator, person: str) -> list[str]:
-    """A six-token sentence that names no item."""
-    if int(torch.randint(2, (1,), generator=generator)) == 0:
-        return ["the", choice(generator, NOUNS), choice(generator, ("was", "seemed")),
-                choice(generator, ("very", "rather", "quite")), choice(generator, ADJECTIVES), "."]
-    return [person, choice(generator, ("walked", "went", "drove")), "to", "the",
-            choice(generator, PLACES), "."]
+def distractor(generator: torch.Generator, person: str, choices: int | None = None) -> list[str]:
+    """A six-token sentence that names no item.
+
+    ``choices``: the template and every word slot draw from at most their first ``choices``
+    options (None: all; 1: always "the printer was very slow .").
+    """
+    def pick(options: tuple[str, ...]) -> str:
+        return choice(generator, options[:choices])
+
+    if int(torch.randint(min(2, choices or 2), (1,), generator=generator)) == 0:
+        return ["the", pick(NOUNS), pick(("was", "seemed")), pick(("very", "rather", "quite")),
+                pick(ADJECTIVES), "."]
+    return [person, pick(("walked", "went", "drove")), "to", "the", pick(PLACES), "."]
 
 
-def story(generator: torch.Generator, item: str, distance: int) -> list[str]:
-    """<s>, the opening naming ``item``, ``distance`` distractors, the closing with the item."""
+def story(generator: torch.Generator, item: str, distance: int,
+          choices: int | None = None) -> list[str]:
+    """<s>, the opening naming ``item``, ``distance`` distractors (see :func:`distractor` for
+    ``choices``), the closing with the item."""
     person, possessive = PEOPLE[int(torch.randint(2, (1,), generator=generator))]
     verb, past = ACTIONS[int(torch.randint(len(ACTIONS), (1,), generator=generator))]
     words = ["<s>", person, "wanted", "to", verb, possessive, item, "."]
     for _ in range(distance):
-        words.extend(distractor(generator, person))
+        words.extend(distractor(generator, person, choices))
     return [*words, "finally", person, past, possessive, item]
 
 
@@ -66,12 +79,29 @@ class RecallTask(SyntheticTask):
     is_language_model = True
 
     def __init__(
-        self, *, distances: list[int], seed: int, valid_size: int, test_size: int
+        self, *, distances: list[int], seed: int, valid_size: int, test_size: int,
+        items: int = len(ITEMS), distractor_choices: int | None = None,
+        distance_decay: float = 1.0,
     ) -> None:
         super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
         if not distances or min(distances) < 0:
             raise ValueError(f"--distances must be non-negative integers, got {distances}")
+        if isinstance(items, bool) or not isinstance(items, int) or not 2 <= items <= len(ITEMS):
+            raise ValueError(f"--items must be an integer from 2 to {len(ITEMS)}, got {items!r}")
+        if distractor_choices is not None and (
+            isinstance(distractor_choices, bool) or not isinstance(distractor_choices, int)
+            or distractor_choices < 1
+        ):
+            raise ValueError(f"--distractor-choices must be a positive integer, got "
+                             f"{distractor_choices!r}")
+        if isinstance(distance_decay, bool) or not isinstance(distance_decay, (int, float)) \
+                or not 0.0 < distance_decay <= 1.0:
+            raise ValueError(f"--distance-decay must be a number in (0, 1], got "
+                             f"{distance_decay!r}")
         self.distances = sorted(set(distances))
+        self.items = items
+        self.distractor_choices = distractor_choices
+        self.distance_decay = float(distance_decay)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -79,13 +109,27 @@ class RecallTask(SyntheticTask):
         add_option(parser, "--distances", default=None,
                    help="recall: comma-separated numbers of distractor sentences to evaluate; "
                         "training uses 0..max (default: 0,2,4,8)")
+        add_option(parser, "--items", type=int, default=None,
+                   help=f"recall: how many different items a story can name (the first N of "
+                        f"{', '.join(ITEMS[:3])}, ...; 2-{len(ITEMS)}; chance accuracy is 1/N; "
+                        f"default: {len(ITEMS)})")
+        add_option(parser, "--distractor-choices", type=int, default=None,
+                   help="recall: each distractor sentence's template and words are drawn from "
+                        "at most their first K options (1: every distractor is 'the printer "
+                        "was very slow .'); fewer unpredictable words make the recall quicker "
+                        "to learn (default: all)")
+        add_option(parser, "--distance-decay", type=float, default=None,
+                   help="recall: training draws distance d in 0..max with probability "
+                        "proportional to DECAY^d; below 1 favours short stories (default: 1, "
+                        "uniform)")
         cls.add_eval_size_arguments(parser)
 
     @classmethod
     def from_options(
         cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
     ) -> RecallTask:
-        """Build from {distances ("0,2,4" or a list), valid_size, test_size}."""
+        """Build from {distances ("0,2,4" or a list), items, distractor_choices,
+        distance_decay, valid_size, test_size}."""
         distances = options.get("distances")
         if distances is None:
             distances = [0, 2, 4, 8]
@@ -96,35 +140,55 @@ class RecallTask(SyntheticTask):
                 raise ValueError(
                     f"--distances must be comma-separated integers, got {options['distances']!r}"
                 ) from None
+        items, decay = options.get("items"), options.get("distance_decay")
         return cls(
             distances=list(distances),
+            items=len(ITEMS) if items is None else items,
+            distractor_choices=options.get("distractor_choices"),
+            distance_decay=1.0 if decay is None else decay,
             seed=seed,
             valid_size=positive_option(options, "valid_size", cls.default_valid_size),
             test_size=positive_option(options, "test_size", cls.default_test_size),
         )
 
     def options(self) -> dict[str, Any]:
-        """{"distances": [...], "valid_size", "test_size"}."""
-        return {"distances": list(self.distances), **self.base_options()}
+        """{"distances": [...], "items", "distractor_choices", "distance_decay", "valid_size",
+        "test_size"}."""
+        return {"distances": list(self.distances), "items": self.items,
+                "distractor_choices": self.distractor_choices,
+                "distance_decay": self.distance_decay, **self.base_options()}
 
-    def _stories(self, generator: torch.Generator, distances: list[int]) -> Batch:
-        items = torch.randint(len(ITEMS), (len(distances),), generator=generator)
-        ids = [[WORD_IDS[word] for word in story(generator, ITEMS[int(item)], distance)]
+    def stories(self, generator: torch.Generator, distances: list[int]) -> Batch:
+        """One story per entry of ``distances``: inputs/targets (B, T) ids, lengths (B,)."""
+        items = torch.randint(self.items, (len(distances),), generator=generator)
+        ids = [[WORD_IDS[word] for word in story(generator, ITEMS[item], distance,
+                                                 self.distractor_choices)]
                for item, distance in zip(items.tolist(), distances)]
         inputs, lengths = pad_sequences([sequence[:-1] for sequence in ids])
         targets, _ = pad_sequences([sequence[1:] for sequence in ids])
         return Batch(inputs=inputs, targets=targets, lengths=lengths)
 
+    def training_distance_probabilities(self) -> list[float]:
+        """P(d) of a training story, d = 0..max distance: proportional to decay^d."""
+        weights = [self.distance_decay**distance for distance in range(max(self.distances) + 1)]
+        return [weight / sum(weights) for weight in weights]
+
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
-        """Stories with d uniform in 0..max distance: inputs/targets (B, T) ids, lengths (B,)."""
+        """Stories with d in 0..max distance, P(d) ∝ decay^d (uniform by default):
+        inputs/targets (B, T) ids, lengths (B,)."""
         top = max(self.distances)
-        return self._stories(generator, torch.randint(top + 1, (size,), generator=generator)
-                             .tolist())
+        if self.distance_decay == 1.0:
+            distances = torch.randint(top + 1, (size,), generator=generator)  # (B,)
+        else:
+            probabilities = torch.tensor(self.training_distance_probabilities())
+            distances = torch.multinomial(probabilities, size, replacement=True,
+                                          generator=generator)  # (B,)
+        return self.stories(generator, distances.tolist())
 
     def make_eval_batch(self, generator: torch.Generator, size: int) -> Batch:
         """Stories balanced over the evaluated distances."""
-        return self._stories(generator, [self.distances[i % len(self.distances)]
-                                         for i in range(size)])
+        return self.stories(generator, [self.distances[i % len(self.distances)]
+                                        for i in range(size)])
 
     @staticmethod
     def distance_of(lengths: torch.Tensor) -> torch.Tensor:
@@ -174,8 +238,8 @@ class RecallTask(SyntheticTask):
         return results
 
     def chance(self) -> dict[str, float]:
-        """Guessing among the items: accuracy 1/len(ITEMS)."""
-        return {"accuracy": 1.0 / len(ITEMS)}
+        """Guessing among the items: accuracy 1/items."""
+        return {"accuracy": 1.0 / self.items}
 
     def generate(
         self,

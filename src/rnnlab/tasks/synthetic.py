@@ -52,9 +52,10 @@ def positive_option(options: dict[str, Any], key: str, default: int) -> int:
 def pad_sequences(sequences: list[list[int]], padding: int = 0) -> tuple[Tensor, Tensor]:
     """Right-pad token-id lists into ids (B, T_max) int64 and lengths (B,) int64."""
     lengths = torch.tensor([len(sequence) for sequence in sequences], dtype=torch.long)
-    ids = torch.full((len(sequences), int(lengths.max())), padding, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+    width = int(lengths.max())
+    # one tensor from padded lists: a torch.tensor per row costs more than the model's step
+    ids = torch.tensor([[*sequence, *[padding] * (width - len(sequence))]
+                        for sequence in sequences], dtype=torch.long)
     return ids, lengths  # (B, T), (B,)
 
 
