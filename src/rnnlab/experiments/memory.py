@@ -119,6 +119,7 @@ def _plot_mse(context: ExperimentContext, adding: dict[str, Any], copy: dict[str
     axis.set_yscale("log")
     axis.set_xscale("log")
     axis.set_xticks(size["lengths"], [str(length) for length in size["lengths"]])
+    axis.set_xticks([], minor=True)
     axis.set_xlabel("distance: sequence length T")
     axis.set_ylabel("test MSE")
     axis.set_title("adding problem, test MSE after training\n(line: median; band: min-max over "
@@ -132,6 +133,7 @@ def _plot_mse(context: ExperimentContext, adding: dict[str, Any], copy: dict[str
                       color=plotting.colour(cell), label=plotting.label(cell))
         plotting.chance(axis, 1 / 8, "chance 1/8")
         axis.set_ylim(0, 1.05)
+        axis.set_xticks(size["copy_lengths"], [str(length) for length in size["copy_lengths"]])
         axis.set_xlabel("blank steps T")
         axis.set_ylabel("recalled-symbol accuracy")
         axis.set_title(f"copy task after {size['copy_steps']} Adam steps (seed 0)")
