@@ -179,10 +179,10 @@ def run(context: ExperimentContext) -> ExperimentResult:
         verdict,
         supported="Back-propagation multiplies the gradient by the recurrent matrix once per "
                   "step, so with every singular value ρ below 1 it shrinks like ρᵈ, exactly. "
-                  f"An untrained GRU forgets as fast as the tanh RNN (×{median['gru']['init']:.3f}"
-                  f" vs ×{median['rnn']['init']:.3f} per step here): its update gate starts near "
-                  "1/2 and only training teaches it to keep; after training the gated cells "
-                  "carry the gradient much further.",
+                  "An untrained GRU forgets about as fast as the tanh RNN "
+                  f"(×{median['gru']['init']:.3f} vs ×{median['rnn']['init']:.3f} per step here): "
+                  "its update gate starts near 1/2 and only training teaches it to keep; after "
+                  "training the gated cells carry the gradient much further.",
         not_supported="The measured decay did not follow the lecture's account; see the checks.",
         inconclusive="The gated models did not learn the task in this budget, so their decay "
                      "says nothing about trained cells; see the checks.")
