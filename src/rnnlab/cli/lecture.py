@@ -19,6 +19,7 @@ from rnnlab.experiments.runner import (
     resolve_names,
     run_lecture,
     run_order,
+    worker_count,
 )
 
 NAME = "lecture"
@@ -118,7 +119,7 @@ def _print_summary(data: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the experiments, print the summary table and where the report is."""
     names = resolve_names(args.only)
-    jobs = min(default_jobs() if args.jobs is None else args.jobs, len(names))
+    jobs = worker_count(args.jobs, len(names))
     progress = _Progress(names, args.budget, jobs)
     try:
         lecture = run_lecture(args.out, budget=args.budget, only=names, seeds=args.seeds,

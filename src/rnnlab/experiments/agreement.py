@@ -21,9 +21,8 @@ from rnnlab.experiments import plotting, verdicts
 from rnnlab.experiments.base import Check, Experiment, ExperimentContext, ExperimentResult
 from rnnlab.experiments.training import fit
 from rnnlab.tasks import ModelConfig
-from rnnlab.tasks.agreement import WORD_IDS, AgreementTask, sentence
+from rnnlab.tasks.agreement import AgreementTask
 from rnnlab.tasks.base import Batch, evaluating
-from rnnlab.tasks.synthetic import pad_sequences
 
 CELLS = ("rnn", "lstm", "gru")
 TRAIN_MAX_NOUNS = 0  # training: the subject is always the noun nearest to the verb
@@ -58,26 +57,25 @@ def nearest_noun_error(attractors: int) -> float:
     return 0.0 if attractors == 0 else (1 + attractors / (attractors + 1)) / 2
 
 
-def same_number_batch(seed: int, size: int, max_nouns: int) -> Batch:
+def same_number_batch(seed: int, size: int, max_nouns: int) -> tuple[Batch, torch.Tensor]:
     """Test sentences with 1..``max_nouns`` intervening nouns (balanced), all of the subject's
-    number: the constructions of the attractor test without attractors. Targets (B, 2) =
-    (verb number, intervening nouns)."""
+    number: the constructions of the attractor test without attractors. Returns the batch
+    (targets (B, 2) = (verb number, 0 attractors)) and each sentence's noun count (B,)."""
     rng = random.Random(1_000_003 * int(seed) + 977)
     nouns = [1 + index % max_nouns for index in range(size)]
     plural = [rng.random() < 0.5 for _ in nouns]
-    ids, lengths = pad_sequences([[WORD_IDS[word] for word in sentence(rng, number, 0, count)]
-                                  for number, count in zip(plural, nouns)])  # (B, T), (B,)
-    targets = torch.tensor([[int(number), count] for number, count in zip(plural, nouns)])
-    return Batch(inputs=ids, targets=targets, lengths=lengths)
+    batch = AgreementTask.sentences(rng, [(number, 0, count)
+                                          for number, count in zip(plural, nouns)])
+    return batch, torch.tensor(nouns)
 
 
-def accuracy_by_nouns(model: torch.nn.Module, batch: Batch) -> dict[int, float]:
-    """Accuracy of ``model`` on ``batch`` for each intervening-noun count (targets[:, 1])."""
+def accuracy_by_nouns(model: torch.nn.Module, batch: Batch, nouns: torch.Tensor
+                      ) -> dict[int, float]:
+    """Accuracy of ``model`` on ``batch`` for each intervening-noun count (``nouns`` (B,))."""
     with evaluating(model):
         logits, _ = model(batch.inputs, batch.lengths)  # (B, 2)
     hits = logits.argmax(dim=-1) == batch.targets[:, 0]
-    counts = batch.targets[:, 1]
-    return {int(n): float(hits[counts == n].float().mean()) for n in counts.unique()}
+    return {int(n): float(hits[nouns == n].float().mean()) for n in nouns.unique()}
 
 
 def largest_drift(curve: list[float], steps: list[int], total: int) -> float:
@@ -105,7 +103,8 @@ def run(context: ExperimentContext) -> ExperimentResult:
     curve_steps: list[int] = []
     for seed in seeds:
         task = AgreementTask.from_options(options, data=None, seq_len=None, seed=seed)
-        control = same_number_batch(seed, size["same_number_size"], MAX_ATTRACTORS + 1)
+        control, control_nouns = same_number_batch(seed, size["same_number_size"],
+                                                   MAX_ATTRACTORS + 1)
         for cell in CELLS:
             config = ModelConfig(cell=cell, hidden=size["hidden"], embedding=size["embedding"],
                                  pooling="last")
@@ -117,7 +116,7 @@ def run(context: ExperimentContext) -> ExperimentResult:
             test = task.evaluate(result.model, "test", 256)
             for k in counts:
                 accuracy[cell][k].append(test[f"accuracy_attractors_{k}"])
-            by_nouns = accuracy_by_nouns(result.model, control)
+            by_nouns = accuracy_by_nouns(result.model, control, control_nouns)
             for n, value in by_nouns.items():
                 same[cell][n].append(value)
             same_overall[cell].append(statistics.fmean(by_nouns.values()))

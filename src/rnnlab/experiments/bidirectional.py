@@ -13,11 +13,9 @@ import statistics
 from dataclasses import replace
 from typing import Any
 
-import torch
-
 from rnnlab.experiments import plotting, verdicts
 from rnnlab.experiments.base import Check, Experiment, ExperimentContext, ExperimentResult
-from rnnlab.experiments.training import fit
+from rnnlab.experiments.training import fit, parameter_count
 from rnnlab.tasks import ModelConfig, get_task
 
 POOLINGS = ("mean", "max")
@@ -43,11 +41,6 @@ SIZES: dict[str, dict[str, Any]] = {
 def sizes(budget: str) -> dict[str, Any]:
     """The sizes this experiment uses under ``budget``."""
     return dict(SIZES[budget])
-
-
-def parameter_count(model: torch.nn.Module) -> int:
-    """The number of trainable parameters of ``model``."""
-    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
 
 
 def matched_hidden(task_name: str, config: ModelConfig) -> int:

@@ -17,7 +17,7 @@ import torch
 
 from rnnlab.experiments import plotting, verdicts
 from rnnlab.experiments.base import Check, Experiment, ExperimentContext, ExperimentResult
-from rnnlab.experiments.gates import step_through
+from rnnlab.experiments.gates import step_through, unit_correlation
 from rnnlab.experiments.training import fit
 from rnnlab.tasks import ModelConfig
 from rnnlab.tasks.anbn import A, B, anbn_string
@@ -58,10 +58,7 @@ def count_trace(model: torch.nn.Module, n: int) -> dict[str, Any]:
     memory = step_through(model.encoder.rnn, embedded)["memory"][0]  # (T, H)
     steps = string[0]
     count = torch.cumsum((steps == A).long() - (steps == B).long(), dim=0).double()  # (T,)
-    centred_memory = memory.double() - memory.double().mean(dim=0)
-    centred_count = count - count.mean()
-    correlation = (centred_memory * centred_count[:, None]).sum(0) / (
-        centred_memory.norm(dim=0) * centred_count.norm() + 1e-12)  # (H,)
+    correlation = unit_correlation(memory.double(), count)  # (H,)
     unit = int(correlation.abs().argmax())
     return {"n": n, "count": count.tolist(), "unit": unit,
             "correlation": float(correlation[unit]), "memory": memory[:, unit].tolist()}

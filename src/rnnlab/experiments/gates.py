@@ -86,6 +86,15 @@ def step_through(layer: torch.nn.Module, inputs: torch.Tensor) -> dict[str, torc
             "layer_difference": (stacked - output).abs().max()}
 
 
+def unit_correlation(states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each unit's value with ``target`` over the first dimension:
+    states (N, H), target (N,) -> (H,)."""
+    centred_states = states - states.mean(dim=0)
+    centred_target = target - target.mean()
+    return (centred_states * centred_target[:, None]).sum(0) / (
+        centred_states.norm(dim=0) * centred_target.norm() + 1e-12)
+
+
 def gate_trace(model: torch.nn.Module, inputs: torch.Tensor) -> dict[str, Any]:
     """Find the memory unit of a trained adding model and average its gates around the marks.
 
@@ -109,10 +118,7 @@ def gate_trace(model: torch.nn.Module, inputs: torch.Tensor) -> dict[str, Any]:
     rows = torch.arange(batch)
     first_value = inputs[rows, marks[:, 0], 0]  # (B,)
     held = memory[rows, marks[:, 1] - 1]  # (B, H): the memory just before the second mark
-    centred_value = first_value - first_value.mean()
-    centred_memory = held - held.mean(dim=0)
-    correlation = (centred_memory * centred_value[:, None]).sum(0) / (
-        centred_memory.norm(dim=0) * centred_value.norm() + 1e-12)  # (H,)
+    correlation = unit_correlation(held, first_value)  # (H,)
     positions = torch.arange(steps)[None, :]  # (1, T)
     between = (positions > marks[:, :1]) & (positions < marks[:, 1:])  # (B, T)
     at_marks = (positions == marks[:, :1]) | (positions == marks[:, 1:])  # (B, T)
@@ -121,11 +127,10 @@ def gate_trace(model: torch.nn.Module, inputs: torch.Tensor) -> dict[str, Any]:
                 if correlation[unit].abs() >= CARRYING_CORRELATION]
     unit = max(carrying, key=lambda index: float(keep_between[index]), default=None)
     summary: dict[str, Any] = {"keep_between": None, "write_between": None,
-                               "write_at_marks": None}
-    if unit is not None:
-        summary = {"keep_between": float(keep[..., unit][between].mean()),
-                   "write_between": float(write[..., unit][between].mean()),
-                   "write_at_marks": float(write[..., unit][at_marks].mean())}
+                               "write_at_marks": None} if unit is None else {
+        "keep_between": float(keep_between[unit]),
+        "write_between": float(write[..., unit][between].mean()),
+        "write_at_marks": float(write[..., unit][at_marks].mean())}
     return {"marks": marks[0].tolist(), "memory_unit": unit, "carrying_units": carrying,
             "carrying_correlation": [float(correlation[index]) for index in carrying],
             "keep": keep[0].tolist(), "write": write[0].tolist(), "memory": memory[0].tolist(),

@@ -17,6 +17,7 @@ import torch
 import rnnlab
 from rnnlab.experiments import plotting, verdicts
 from rnnlab.experiments.base import Check, Experiment, ExperimentContext, ExperimentResult
+from rnnlab.experiments.training import parameter_count
 
 CELLS = ("lstm", "gru")
 
@@ -31,11 +32,6 @@ SIZES: dict[str, dict[str, Any]] = {
 def sizes(budget: str) -> dict[str, Any]:
     """The sizes this experiment uses under ``budget``."""
     return dict(SIZES[budget])
-
-
-def parameter_count(module: torch.nn.Module) -> int:
-    """Number of scalar parameters of ``module``."""
-    return sum(parameter.numel() for parameter in module.parameters())
 
 
 TORCH_LAYERS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}

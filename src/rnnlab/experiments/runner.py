@@ -103,6 +103,15 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def worker_count(jobs: int | None, experiments: int) -> int:
+    """The workers a run uses: ``jobs`` (None: :func:`default_jobs`), at most one per
+    experiment. ValueError unless ``jobs`` is None or a positive integer."""
+    jobs = default_jobs() if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    return min(jobs, experiments)
+
+
 def run_order(names: Sequence[str], budget: str, jobs: int) -> list[str]:
     """The order experiments start in: report order on one worker, longest first on several
     (so the long ones do not end up alone at the end)."""
@@ -225,10 +234,7 @@ def run_lecture(
     count = DEFAULT_SEEDS[budget] if seeds is None else int(seeds)
     if count < 1:
         raise ValueError(f"seeds must be a positive integer, got {seeds}")
-    jobs = default_jobs() if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    jobs = min(jobs, len(names))
+    jobs = worker_count(jobs, len(names))
     seed_list = list(range(count))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

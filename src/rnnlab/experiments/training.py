@@ -13,6 +13,11 @@ from rnnlab.tasks import ModelConfig
 from rnnlab.training import TrainConfig, TrainResult, train
 
 
+def parameter_count(module: torch.nn.Module) -> int:
+    """The number of trainable scalar parameters of ``module``."""
+    return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
+
+
 def clip_gradients(parameters: Sequence[torch.nn.Parameter], clip: float | None) -> float:
     """The total gradient norm of ``parameters``, clipping it to ``clip`` in place if given.
 

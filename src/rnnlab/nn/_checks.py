@@ -150,16 +150,14 @@ def check_lengths(lengths, steps: int, batch: int, device: torch.device) -> Tens
     lengths = lengths.to(device=device, dtype=torch.int64)
     if batch == 0:
         return None
-    if torch.compiler.is_compiling():  # symbolic values: the check goes into the graph
-        torch._assert_async(((lengths >= 1) & (lengths <= steps)).all(),
-                            "lengths must be between 1 and seq_len")
-        return lengths  # nothing may branch on the values: always masked
-    shortest, longest = int(lengths.min()), int(lengths.max())
-    if shortest < 1 or longest > steps:
-        raise InputError(f"lengths must be between 1 and seq_len={steps}, got values from "
-                         f"{shortest} to {longest}")
-    if torch.jit.is_tracing():  # the example's values are checked; a traced graph must not
-        torch._assert_async(((lengths >= 1) & (lengths <= steps)).all(),  # depend on them, and
-                            "lengths must be between 1 and seq_len")  # checks every new one
-        return lengths  # no shortcut for full batches: always masked
+    compiling = torch.compiler.is_compiling()
+    if not compiling:  # symbolic values when compiling: only the graph can check them
+        shortest, longest = int(lengths.min()), int(lengths.max())
+        if shortest < 1 or longest > steps:
+            raise InputError(f"lengths must be between 1 and seq_len={steps}, got values from "
+                             f"{shortest} to {longest}")
+    if compiling or torch.jit.is_tracing():  # a graph checks every new batch's values and must
+        torch._assert_async(((lengths >= 1) & (lengths <= steps)).all(),  # not branch on them:
+                            "lengths must be between 1 and seq_len")  # always masked
+        return lengths
     return None if shortest == steps else lengths  # all full: no masking needed

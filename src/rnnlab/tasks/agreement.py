@@ -245,7 +245,7 @@ class AgreementTask(SyntheticTask):
             intervening = rng.choices(range(len(nouns)), weights=nouns)[0]
             attractors = sum(rng.random() < 0.5 for _ in range(intervening))
             rows.append((plural, attractors, intervening))
-        return self._batch(rng, rows)
+        return self.sentences(rng, rows)
 
     def make_eval_batch(self, generator: torch.Generator, size: int) -> Batch:
         """Balanced over attractor counts k = 0..M, each with k or k + 1 intervening nouns:
@@ -254,10 +254,10 @@ class AgreementTask(SyntheticTask):
         counts = [index % (self.max_attractors + 1) for index in range(size)]
         rng.shuffle(counts)
         rows = [(rng.random() < 0.5, count, count + rng.randint(0, 1)) for count in counts]
-        return self._batch(rng, rows)
+        return self.sentences(rng, rows)
 
     @staticmethod
-    def _batch(rng: random.Random, rows: list[tuple[bool, int, int]]) -> Batch:
+    def sentences(rng: random.Random, rows: list[tuple[bool, int, int]]) -> Batch:
         """Sentences for (plural, attractors, intervening) rows, padded into a Batch."""
         sentences = [[WORD_IDS[word] for word in sentence(rng, plural, attractors, intervening)]
                      for plural, attractors, intervening in rows]

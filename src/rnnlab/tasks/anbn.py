@@ -38,6 +38,17 @@ def anbn_string(count_a: int, count_b: int) -> list[int]:
     return [BOUNDARY] + [A] * count_a + [B] * count_b + [BOUNDARY]
 
 
+def _up_to(ns: list[int], right: list[bool]) -> int:
+    """The largest n of ``ns`` (increasing) up to which every n' is right (0 if the first is
+    not)."""
+    reach = 0
+    for n, ok in zip(ns, right):
+        if not ok:
+            break
+        reach = n
+    return reach
+
+
 class AnbnTask(SyntheticTask):
     """Next-symbol prediction on aⁿbⁿ, n ≤ N; evaluation checks acceptance up to a test maximum."""
 
@@ -119,30 +130,48 @@ class AnbnTask(SyntheticTask):
         loss, count = token_cross_entropy(logits, batch.targets, batch.lengths)
         return StepOutput(loss=loss, count=count)
 
-    def _lowest_probabilities(self, model: nn.Module, strings: list[list[int]]) -> torch.Tensor:
-        """For each string, the lowest probability the model gives a true next symbol (S,)."""
+    @staticmethod
+    def _next_symbol_logits(model: nn.Module, strings: list[list[int]]
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The model's logits (S, T, 3) on CPU for each string's every prefix, the true next
+        symbols (S, T) and the input lengths (S,), in evaluation mode."""
         device = model_device(model)
         inputs, lengths = pad_sequences([string[:-1] for string in strings])
         targets, _ = pad_sequences([string[1:] for string in strings])
-        logits, _ = model(inputs.to(device), lengths.to(device))  # (S, T, 3)
-        probabilities = torch.softmax(logits.float(), dim=-1).cpu()
-        chosen = probabilities.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (S, T)
+        with evaluating(model):
+            logits, _ = model(inputs.to(device), lengths.to(device))  # (S, T, 3)
+        return logits.float().cpu(), targets, lengths
+
+    def _decisions(self, logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
+                   count: int) -> list[tuple[bool, bool, bool]]:
+        """:meth:`decisions` from the logits of aⁿbⁿ, aⁿbⁿ⁺¹, aⁿ⁺¹bⁿ (``count`` n each)."""
+        chosen = torch.softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         steps = torch.arange(targets.shape[1]).unsqueeze(0)
-        chosen = chosen.masked_fill(steps >= lengths.unsqueeze(1), 1.0)
-        return chosen.min(dim=1).values
+        lowest = chosen.masked_fill(steps >= lengths.unsqueeze(1), 1.0).min(dim=1).values  # (S,)
+        above = (lowest > self.threshold).tolist()
+        return [(above[index], not above[count + index], not above[2 * count + index])
+                for index in range(count)]
+
+    @staticmethod
+    def _b_phase(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor,
+                 ns: list[int]) -> list[bool]:
+        """:meth:`predicts_the_b_phase` from the logits of aⁿbⁿ for each n of ``ns``."""
+        right = logits.argmax(dim=-1) == targets  # (S, T)
+        counts = torch.tensor(ns)[:, None]  # (S, 1)
+        steps = torch.arange(targets.shape[1])[None, :]  # (1, T)
+        # inputs are $ aⁿ bⁿ: the step reading the first b is n + 1; from it on all is determined
+        determined = (steps >= counts + 1) & (steps < lengths[:, None])
+        return (right | ~determined).all(dim=1).tolist()
+
+    @staticmethod
+    def _near_misses(ns: list[int]) -> list[list[int]]:
+        """aⁿbⁿ for every n, then aⁿbⁿ⁺¹ for every n, then aⁿ⁺¹bⁿ for every n."""
+        return ([anbn_string(n, n) for n in ns] + [anbn_string(n, n + 1) for n in ns]
+                + [anbn_string(n + 1, n) for n in ns])
 
     def decisions(self, model: nn.Module, ns: list[int]) -> list[tuple[bool, bool, bool]]:
         """For each n: (accepts aⁿbⁿ, rejects aⁿbⁿ⁺¹, rejects aⁿ⁺¹bⁿ)."""
-        strings = (
-            [anbn_string(n, n) for n in ns]
-            + [anbn_string(n, n + 1) for n in ns]
-            + [anbn_string(n + 1, n) for n in ns]
-        )
-        with evaluating(model):
-            above = (self._lowest_probabilities(model, strings) > self.threshold).tolist()
-        count = len(ns)
-        return [(above[index], not above[count + index], not above[2 * count + index])
-                for index in range(count)]
+        return self._decisions(*self._next_symbol_logits(model, self._near_misses(ns)), len(ns))
 
     def predicts_the_b_phase(self, model: nn.Module, ns: list[int]) -> list[bool]:
         """For each n: whether the model's most probable next symbol is right at every
@@ -150,17 +179,7 @@ class AnbnTask(SyntheticTask):
         been read, then the closing $) — the criterion of Gers & Schmidhuber (2001), which does
         not depend on how the model spreads its bets on where the a's end."""
         strings = [anbn_string(n, n) for n in ns]
-        device = model_device(model)
-        inputs, lengths = pad_sequences([string[:-1] for string in strings])
-        targets, _ = pad_sequences([string[1:] for string in strings])
-        with evaluating(model):
-            logits, _ = model(inputs.to(device), lengths.to(device))  # (S, T, 3)
-        right = (logits.argmax(dim=-1).cpu() == targets)  # (S, T)
-        counts = torch.tensor(ns)[:, None]  # (S, 1)
-        steps = torch.arange(targets.shape[1])[None, :]  # (1, T)
-        # inputs are $ aⁿ bⁿ: the step reading the first b is n + 1; from it on all is determined
-        determined = (steps >= counts + 1) & (steps < lengths[:, None])
-        return (right | ~determined).all(dim=1).tolist()
+        return self._b_phase(*self._next_symbol_logits(model, strings), ns)
 
     def counting_report(self, model: nn.Module) -> dict[str, Any]:
         """Acceptance of aⁿbⁿ and rejection of aⁿbⁿ⁺¹, aⁿ⁺¹bⁿ for n = 1..test_max_n.
@@ -168,36 +187,30 @@ class AnbnTask(SyntheticTask):
         Returns {"threshold", "max_n", "test_max_n", "results": [{"n", "accepts", "rejects_more_b",
         "rejects_more_a", "correct"}, ...], "correct_up_to", "max_correct_n", "accuracy"}, and
         the same n under the criterion of :meth:`predicts_the_b_phase`: "b_phase_correct" (one
-        bool per n) and "b_phase_up_to" (the largest n up to which every n' is right).
+        bool per n) and "b_phase_up_to" (the largest n up to which every n' is right). The model
+        runs once, on every string both criteria need.
         """
         ns = list(range(1, self.test_max_n + 1))
+        logits, targets, lengths = self._next_symbol_logits(model, self._near_misses(ns))
         results = [
             {"n": n, "accepts": accepts, "rejects_more_b": rejects_b,
              "rejects_more_a": rejects_a, "correct": accepts and rejects_b and rejects_a}
-            for n, (accepts, rejects_b, rejects_a) in zip(ns, self.decisions(model, ns))
+            for n, (accepts, rejects_b, rejects_a)
+            in zip(ns, self._decisions(logits, targets, lengths, len(ns)))
         ]
-        correct_up_to = 0
-        for result in results:
-            if not result["correct"]:
-                break
-            correct_up_to = result["n"]
-        correct_ns = [result["n"] for result in results if result["correct"]]
-        b_phase = self.predicts_the_b_phase(model, ns)
-        b_phase_up_to = 0
-        for n, right in zip(ns, b_phase):
-            if not right:
-                break
-            b_phase_up_to = n
+        correct = [result["correct"] for result in results]
+        count = len(ns)  # the first rows are aⁿbⁿ
+        b_phase = self._b_phase(logits[:count], targets[:count], lengths[:count], ns)
         return {
             "threshold": self.threshold,
             "max_n": self.max_n,
             "test_max_n": self.test_max_n,
             "results": results,
-            "correct_up_to": correct_up_to,
-            "max_correct_n": max(correct_ns, default=0),
-            "accuracy": len(correct_ns) / len(ns),
+            "correct_up_to": _up_to(ns, correct),
+            "max_correct_n": max((n for n, ok in zip(ns, correct) if ok), default=0),
+            "accuracy": sum(correct) / len(ns),
             "b_phase_correct": b_phase,
-            "b_phase_up_to": b_phase_up_to,
+            "b_phase_up_to": _up_to(ns, b_phase),
         }
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:

@@ -31,7 +31,7 @@ from rnnlab.tasks.base import (
     evaluating,
     mean_step_metrics,
 )
-from rnnlab.tasks.models import SequenceClassifier, TaggerModel
+from rnnlab.tasks.models import SequenceClassifier, TaggerModel, token_cross_entropy
 from rnnlab.tasks.synthetic import SizedTask, pad_sequences
 
 POSITIVE = ("exciting", "brilliant", "charming", "delightful", "gripping", "moving")
@@ -108,13 +108,13 @@ NEUTRAL_TAG, POSITIVE_TAG, NEGATIVE_TAG = 0, 1, 2
 TAGS = ("neutral", "positive", "negative")
 
 
-def tagged_sentence(rng: random.Random) -> tuple[list[str], list[int], list[bool]]:
+def tagged_sentence(rng: random.Random) -> tuple[list[str], list[int]]:
     """One sentence of 1-3 clauses "the <subject> was <intensifier> <adjective> [<tail>]".
 
-    Returns the words, their tags and which tags depend on the right context: an adjective is
-    tagged with its own polarity, an intensifier with the polarity of the adjective after it
-    (drawn independently of the intensifier, so nothing to its left tells), every other word
-    neutral.
+    Returns the words and their tags: an adjective is tagged with its own polarity, an
+    intensifier with the polarity of the adjective after it (drawn independently of the
+    intensifier, so nothing to its left tells: its tag depends on the right context), every other
+    word neutral.
     """
     words: list[str] = list(rng.choice(OPENINGS))
     tags = [NEUTRAL_TAG] * len(words)
@@ -131,8 +131,7 @@ def tagged_sentence(rng: random.Random) -> tuple[list[str], list[int], list[bool
             tail = rng.choice(TAILS)
             words += tail
             tags += [NEUTRAL_TAG] * len(tail)
-    right_context = [word in INTENSIFIERS for word in words]
-    return words, tags, right_context
+    return words, tags
 
 
 TAG_WORDS = (*WORDS, "and")
@@ -160,8 +159,8 @@ class PolarityTagsTask(SizedTask):
         rng = random.Random(int(torch.randint(2**62, (1,), generator=generator)))
         sentences = [tagged_sentence(rng) for _ in range(size)]
         inputs, lengths = pad_sequences([[TAG_WORD_IDS[word] for word in words]
-                                         for words, _, _ in sentences])
-        tags, _ = pad_sequences([tags for _, tags, _ in sentences], padding=-100)
+                                         for words, _ in sentences])
+        tags, _ = pad_sequences([tags for _, tags in sentences], padding=-100)
         return Batch(inputs=inputs, targets=tags, lengths=lengths)
 
     @staticmethod
@@ -174,46 +173,43 @@ class PolarityTagsTask(SizedTask):
         """A tagger: embedding → recurrent stack → 3 tags at every step."""
         return TaggerModel(config, len(TAGS), vocab_size=len(TAG_WORDS))
 
+    def _scores(self, model: nn.Module, batch: Batch
+                ) -> tuple[torch.Tensor, int, dict[str, tuple[float, int]]]:
+        """Mean cross-entropy over the words, their count, and for "accuracy" (every word),
+        "right_context_accuracy" and "rest_accuracy": (hits, words)."""
+        logits, _ = model(batch.inputs, batch.lengths)  # (B, T, 3)
+        loss, count = token_cross_entropy(logits, batch.targets, batch.lengths)
+        hits = logits.argmax(dim=-1) == batch.targets  # (B, T); never on the padding (-100)
+        valid = batch.targets >= 0
+        right = self.right_context(batch)  # (B, T)
+        groups = {"accuracy": valid, "right_context_accuracy": right,
+                  "rest_accuracy": valid & ~right}
+        return loss, count, {key: (int((hits & mask).sum()), int(mask.sum()))
+                             for key, mask in groups.items()}
+
     def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
         """Mean cross-entropy over the words; accuracy overall, on right-context words and on
-        the rest."""
-        logits, _ = model(batch.inputs, batch.lengths)  # (B, T, 3)
-        tags = batch.targets  # (B, T), -100 on the padding
-        right = self.right_context(batch)  # (B, T)
-        valid = tags >= 0
-        loss = nn.functional.cross_entropy(logits.float().reshape(-1, len(TAGS)),
-                                           tags.reshape(-1), ignore_index=-100)
-        hits = (logits.argmax(dim=-1) == tags).float()
-        count = int(valid.sum())
-        rest = valid & ~right
-        metrics = {
-            "accuracy": float(hits[valid].mean()),
-            "right_context_accuracy": float(hits[right].mean()) if right.any() else 0.0,
-            "rest_accuracy": float(hits[rest].mean()) if rest.any() else 0.0,
-        }
+        the rest (0 for a group the batch lacks)."""
+        loss, count, scores = self._scores(model, batch)
+        metrics = {key: hit / words if words else 0.0 for key, (hit, words) in scores.items()}
         return StepOutput(loss=loss, count=count, metrics=metrics)
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
         """{"accuracy", "right_context_accuracy", "rest_accuracy", "loss"} on the fixed split
         (each accuracy over its own tokens)."""
-        sums = {"loss": 0.0, "accuracy": 0.0, "right": 0.0, "rest": 0.0}
-        counts = {"all": 0, "right": 0, "rest": 0}
+        total_loss, total_count = 0.0, 0
+        hits: dict[str, int] = {}
+        words: dict[str, int] = {}
         with evaluating(model):
             for batch in self.eval_chunks(model, split, batch_size):
-                output = self.step(model, batch)
-                right = int(self.right_context(batch).sum())
-                rest = output.count - right
-                sums["loss"] += float(output.loss) * output.count
-                sums["accuracy"] += output.metrics["accuracy"] * output.count
-                sums["right"] += output.metrics["right_context_accuracy"] * right
-                sums["rest"] += output.metrics["rest_accuracy"] * rest
-                counts["all"] += output.count
-                counts["right"] += right
-                counts["rest"] += rest
-        return {"loss": sums["loss"] / max(counts["all"], 1),
-                "accuracy": sums["accuracy"] / max(counts["all"], 1),
-                "right_context_accuracy": sums["right"] / max(counts["right"], 1),
-                "rest_accuracy": sums["rest"] / max(counts["rest"], 1)}
+                loss, count, scores = self._scores(model, batch)
+                total_loss += float(loss) * count
+                total_count += count
+                for key, (hit, seen) in scores.items():
+                    hits[key] = hits.get(key, 0) + hit
+                    words[key] = words.get(key, 0) + seen
+        return {"loss": total_loss / max(total_count, 1),
+                **{key: hits[key] / max(words[key], 1) for key in hits}}
 
     def chance(self) -> dict[str, float]:
         """A left-to-right tagger at its best guesses the right-context tokens: 1/2 there."""
