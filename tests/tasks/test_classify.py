@@ -60,7 +60,9 @@ def test_default_columns_by_header_and_directory_layout(tmp_path):
     write(tmp_path / "valid.csv", records[80:100])
     write(tmp_path / "test.csv", records[100:])
     task = make(tmp_path)
-    assert (task.text_column, task.label_column) == ("Text", "Label")
+    splits = task.describe_splits()
+    assert {(entry["text_column"], entry["label_column"]) for entry in splits.values()} == {
+        ("Text", "Label")}
     assert len(task.examples["valid"]) == 20 and len(task.examples["test"]) == 20
 
 

@@ -23,6 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `rnnlab train`")
     parser.add_argument("--data", metavar="FILE",
                         help="evaluate on every row/token of this file instead (lm, classify)")
+    parser.add_argument("--text-column", metavar="NAME",
+                        help="classify --data: the column with the text (default: the run's, "
+                        "then the usual names)")
+    parser.add_argument("--label-column", metavar="NAME",
+                        help="classify --data: the column with the label (default: the run's, "
+                        "then the usual names)")
     parser.add_argument("--split", choices=("test", "valid"), default="test",
                         help="which split to evaluate; with --data it only names the printed "
                         "keys (default: test)")
@@ -36,12 +42,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def data_columns(args: argparse.Namespace) -> dict[str, str | None] | None:
+    """{"text_column", "label_column"} given on the command line (None when neither is);
+    ValueError when given without --data."""
+    columns = {"text_column": args.text_column, "label_column": getattr(args, "label_column",
+                                                                         None)}
+    if not any(columns.values()):
+        return None
+    if args.data is None:
+        raise ValueError("--text-column and --label-column name the columns of --data FILE")
+    return columns
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print ``<split>_<metric> value`` lines (or JSON); returns the exit code."""
-    loaded = load_run(args.run_dir, data=args.data, which=args.checkpoint, device=args.device)
+    """Print ``<split>_<metric> value`` lines and the split's chance level (or JSON); returns
+    the exit code."""
+    loaded = load_run(args.run_dir, data=args.data, which=args.checkpoint, device=args.device,
+                      columns=data_columns(args))
     batch_size = args.batch_size or loaded.config.batch_size
     metrics = loaded.task.evaluate(loaded.model, args.split, batch_size)
     named = {f"{args.split}_{key}": float(value) for key, value in metrics.items()}
+    named.update({f"chance_{key}": float(value)
+                  for key, value in loaded.task.chance_on(args.split).items()})
     if args.json:
         print(json.dumps(named))
     else:

@@ -89,13 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _option(model, "--embedding", str(model_defaults.embedding), "token embedding size",
            type=positive_int, metavar="N")
     _option(model, "--bidirectional", None, "bidirectional layers (not for language models)",
-           action="store_true")
+           action=argparse.BooleanOptionalAction)
     _option(model, "--connection", model_defaults.connection, "connection between layers",
            choices=CONNECTIONS)
     _option(model, "--dropout", str(model_defaults.dropout), "dropout probability",
            type=probability, metavar="P")
     _option(model, "--tie-weights", None, "share embedding and softmax weights (language models)",
-           action="store_true")
+           action=argparse.BooleanOptionalAction)
     _option(model, "--pooling", model_defaults.pooling, "sequence pooling of classifiers",
            choices=POOLINGS)
     _option(model, "--forget-bias", str(model_defaults.forget_bias),
@@ -154,11 +154,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         task_class = TASKS[name]
         flags = ", ".join(_flag(dest) for dest in options) or "none"
         lines.append(f"  {name:<14} {task_class.description}\n  {'':<14} options: {flags}")
+        defaults = {**task_class.training_defaults, **task_class.model_defaults}
+        if defaults:
+            shown = ", ".join(_flag(key) if value is True else f"{_flag(key)} {value}"
+                              for key, value in defaults.items())
+            lines.append(f"  {'':<14} its defaults: {shown}")
     parser = subparsers.add_parser(
         NAME,
         help="train a model on a task and write a run directory",
         description="Train a recurrent model on TASK and write a run directory (config.yaml, "
-        "metrics.jsonl, checkpoints/, results.json). Runs data-parallel under torchrun.",
+        "metrics.jsonl, checkpoints/, results.json). Runs data-parallel under torchrun. "
+        "A task's own defaults (listed with it below) replace the general ones shown with "
+        "each option.",
         epilog="tasks:\n" + "\n".join(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -177,6 +184,7 @@ def _config_file_options(path: str) -> dict[str, Any]:
     """Options read from a YAML file, checked with the same types and choices as the CLI."""
     values = read_yaml(path)
     flat: dict[str, Any] = {}
+    values.pop("splits", None)  # a run's record of its data, not an option
     for key, value in values.items():  # the nested layout of a run's config.yaml is accepted too
         if key in ("model", "task_options") and isinstance(value, dict):
             flat.update(value)
@@ -198,7 +206,10 @@ def _config_file_options(path: str) -> dict[str, Any]:
         if isinstance(value, bool):
             if key not in ("bidirectional", "tie_weights", "quiet"):
                 raise ValueError(f"{path}: option {key!r} takes a value, not {value}")
-            tokens += [_flag(key)] if value else []
+            if key == "quiet":
+                tokens += [_flag(key)] if value else []
+            else:  # --bidirectional / --no-bidirectional: false overrides a task's default
+                tokens += [_flag(key) if value else "--no-" + key.replace("_", "-")]
         elif isinstance(value, (int, float, str)):
             tokens += [_flag(key), str(value)]
         else:
@@ -250,8 +261,8 @@ def _build_config(values: dict[str, Any]) -> TrainConfig:
     if "steps" in values and "epochs" in values:
         raise ValueError("give either --steps or --epochs, not both")
     settings = {key: values[key] for key in TRAINING_KEYS if key in values}
-    return TrainConfig(
-        task=task,
+    return TrainConfig.for_task(
+        task,
         task_options=_check_task_options(task, values),
         model={key: values[key] for key in MODEL_KEYS if key in values},
         **settings,

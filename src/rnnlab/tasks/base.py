@@ -238,6 +238,10 @@ class Task(abc.ABC):
     higher_is_better: ClassVar[bool]
     is_language_model: ClassVar[bool] = False
     reads_data: ClassVar[bool] = False  # True: trains on the user's --data; False: generates it
+    # Defaults of this task for the training and model options the user leaves out (CLI and
+    # TrainConfig.for_task): what trains this task well, stated in `rnnlab train --help`.
+    training_defaults: ClassVar[dict[str, Any]] = {}
+    model_defaults: ClassVar[dict[str, Any]] = {}
 
     @classmethod  # noqa: B027 (optional hook: most tasks add options, some add none)
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -262,10 +266,26 @@ class Task(abc.ABC):
         evaluate after :meth:`use_evaluation_data`. Generated tasks are simply built."""
         return cls.from_options(options, data=None, seq_len=seq_len, seed=seed)
 
-    def use_evaluation_data(self, data: str) -> None:
+    def use_evaluation_data(self, data: str, columns: dict[str, str | None] | None = None
+                            ) -> None:
         """Make the whole file ``data`` the evaluation set of both splits, read with the loaded
-        vocabulary and labels (tasks that read ``--data`` override this)."""
+        vocabulary and labels (tasks that read ``--data`` override this); ``columns`` names the
+        columns of table files ({"text_column", "label_column"})."""
         raise ValueError(f"task {self.name!r} generates its data: --data does not apply")
+
+    def describe_splits(self) -> dict[str, dict[str, Any]]:
+        """Where each split's data came from ({split: {"source", "rows" or "tokens", ...}});
+        {} for generated data. Recorded in the run's config and printed at the start."""
+        return {}
+
+    def same_as(self, split: str) -> str | None:
+        """The split whose data ``split`` repeats (scored once, not twice), or None."""
+        return None
+
+    def model_config(self, config: ModelConfig) -> ModelConfig:
+        """The model options the task's data imposes (e.g. the size of pretrained vectors);
+        ``config`` unchanged by default."""
+        return config
 
     @abc.abstractmethod
     def options(self) -> dict[str, Any]:
@@ -303,6 +323,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def chance(self) -> dict[str, float]:
         """Chance-level values of the metrics, e.g. ``{"mse": 1/6}``."""
+
+    def chance_on(self, split: str) -> dict[str, float]:
+        """Chance-level values of the metrics on ``split`` ("valid" or "test"); :meth:`chance`
+        unless the level depends on the split's data (tasks reading files override this)."""
+        return self.chance()
 
     def generate(
         self,

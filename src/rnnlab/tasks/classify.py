@@ -1,10 +1,16 @@
 """Text classification from CSV, TSV or JSONL files (columns chosen by name).
 
-``--data`` is one file (split into train/valid/test with ``--split``: the fraction held out for
-each of valid and test) or a directory holding train.<ext> and test.<ext> (and valid.<ext>; when it
-is missing, valid is split off train). Texts are lower-cased words; labels are any strings, mapped
-to ids in sorted order. The model is a (bi-)RNN encoder with ``--pooling mean|max|last`` over the
-valid steps only.
+``--data`` is one file (``--split`` holds out a fraction of it for each of valid and test) or a
+directory of split files as users lay them out: ``train``, ``valid``/``dev``/``validation`` and
+``test`` with .csv, .tsv or .jsonl (a missing valid file is held out of train). Each file finds
+its own text and label columns from the default names, or from ``--text-column`` and
+``--label-column`` given once or per split (``train=sentence,test=content``). Where each split
+came from is recorded in the run's config and log (:meth:`ClassifyTask.describe_splits`).
+
+Texts are lower-cased words; labels are any strings, mapped to ids in sorted order. The model is
+a (bi-)RNN encoder with ``--pooling mean|max|last`` over the valid steps only, optionally on
+pretrained word vectors (``--embeddings``). Training batches come from length buckets
+(:func:`rnnlab.tasks.batching.bucketed_epoch`), so little of a batch is padding.
 
 ``rnnlab evaluate RUN --data FILE`` evaluates on every row of FILE, read with the run's vocabulary
 and labels (:meth:`ClassifyTask.use_evaluation_data`).
@@ -14,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from rnnlab.errors import DataError
 from rnnlab.tasks.base import (
@@ -27,50 +34,82 @@ from rnnlab.tasks.base import (
     StepOutput,
     Task,
     classification_step,
+    evaluating,
     mean_step_metrics,
     model_device,
     shard_bounds,
     step_generator,
 )
-from rnnlab.tasks.models import SequenceClassifier
-from rnnlab.tasks.synthetic import (
-    add_option,
-    add_vocabulary_options,
-    iterate_chunks,
-    pad_sequences,
+from rnnlab.tasks.batching import (
+    DEFAULT_BUCKET_BATCHES,
+    bucketed_epoch,
+    by_length_chunks,
+    padded_rows,
 )
+from rnnlab.tasks.datafiles import (
+    DEFAULT_HELD_OUT,
+    SPLITS,
+    add_split_option,
+    held_out_fractions,
+    per_split_values,
+    require_split_files,
+    same_file,
+)
+from rnnlab.tasks.models import SequenceClassifier
+from rnnlab.tasks.synthetic import add_option, add_vocabulary_options, pad_sequences
 from rnnlab.tasks.tabular import (
+    FORMATS,
     LABEL_COLUMNS,
     TEXT_COLUMNS,
-    find_split_file,
+    Table,
     pick_column,
-    read_rows,
+    read_table,
 )
 from rnnlab.tasks.text import PADDING, UNKNOWN, Vocabulary, simple_words
 
-SPLITS = ("train", "valid", "test")
 Examples = list[tuple[list[str], str]]
 
 
 class ClassifyTask(Task):
-    """Sequence classification of user texts: inputs (B, T) word ids, targets (B,) label ids."""
+    """Sequence classification of user texts: inputs (B, T) word ids, targets (B,) label ids.
+
+    Args:
+        examples: {"train", "valid", "test": [(words, label), ...]}, or None for a task rebuilt
+            from a run (then :meth:`load_state_dict` sets labels and vocabulary).
+        seed: seeds the held-out split, the batch order and unseen embedding rows.
+        text_column, label_column: the options as given (one name, or ``split=name,...``).
+        sources: where each split came from (:meth:`describe_splits`).
+        embeddings: a word-vector file (GloVe or word2vec text, optionally gzipped) whose
+            vectors initialise the embedding; ``freeze_embeddings`` keeps them fixed.
+        bucket_batches: batches per length bucket; 0 draws plain shuffled batches.
+    """
 
     name = "classify"
     description = "text classification from CSV/TSV/JSONL (--text-column, --label-column)"
     metric = "accuracy"
     higher_is_better = True
     reads_data = True
+    # a BiLSTM with max pooling (Conneau et al. 2017's encoder), trained with Adam
+    training_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 4}
+    model_defaults: ClassVar[dict[str, Any]] = {
+        "bidirectional": True, "pooling": "max", "hidden": 150, "embedding": 300, "dropout": 0.5}
 
     def __init__(
         self,
         examples: dict[str, Examples] | None,
         *,
         seed: int,
-        text_column: str,
-        label_column: str,
+        text_column: str | None = None,
+        label_column: str | None = None,
         vocab_size: int | None = None,
         min_count: int = 1,
         max_length: int = 200,
+        split: str | float | None = None,
+        sources: dict[str, dict[str, Any]] | None = None,
+        embeddings: str | None = None,
+        freeze_embeddings: bool = False,
+        bucket_batches: int = DEFAULT_BUCKET_BATCHES,
     ) -> None:
         self.seed = seed
         self.text_column = text_column
@@ -78,9 +117,15 @@ class ClassifyTask(Task):
         self.vocab_size = vocab_size
         self.min_count = min_count
         self.max_length = max_length
+        self.split = split
+        self.embeddings = embeddings
+        self.freeze_embeddings = freeze_embeddings
+        self.bucket_batches = bucket_batches
+        self.sources = dict(sources or {})
         self.examples = examples if examples is not None else {}
+        self.pretrained: Tensor | None = None  # (V, E) vectors for the embedding
         self._encoded: dict[str, Batch] = {}
-        # without examples (a task rebuilt from a run), load_state_dict sets labels and vocabulary
+        self._epoch_plan: tuple[tuple[int, int], Tensor] | None = None
         self.labels: list[str] = []
         self.vocabulary = Vocabulary([PADDING, UNKNOWN])
         if examples is None:
@@ -88,59 +133,92 @@ class ClassifyTask(Task):
         labels = sorted({label for _, label in examples["train"]})
         if len(labels) < 2:
             raise DataError(
-                f"the label column {label_column!r} has {len(labels)} class(es) in the training "
-                "data: classification needs at least 2"
+                f"the training data has {len(labels)} class(es) in its label column: "
+                "classification needs at least 2"
             )
         self.labels = labels
-        self.vocabulary = Vocabulary.build(
-            (word for words, _ in examples["train"] for word in words),
-            specials=(PADDING, UNKNOWN), max_size=vocab_size, min_count=min_count,
+        counts: Counter[str] = Counter()
+        for words, _ in examples["train"]:
+            counts.update(words)
+        self.vocabulary = Vocabulary.from_counts(
+            counts, specials=(PADDING, UNKNOWN), max_size=vocab_size, min_count=min_count
         )
+        if embeddings is not None:
+            self._load_embeddings(embeddings, counts)
+
+    def _load_embeddings(self, path: str, counts: Counter[str]) -> None:
+        from rnnlab.tasks.embeddings import load_word_vectors
+
+        self.pretrained, coverage = load_word_vectors(
+            path, self.vocabulary, counts=counts, specials=(PADDING, UNKNOWN),
+            generator=step_generator(self.seed, -5),
+        )
+        self.sources["embeddings"] = {"source": str(path), **coverage.to_dict()}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """--text-column, --label-column, --split, --max-length (and --vocab-size, --min-count)."""
-        add_option(parser, "--text-column", default=None,
-                   help="classify: column with the text (default: text|sentence|review|content)")
-        add_option(parser, "--label-column", default=None,
-                   help="classify: column with the label (default: label|class|sentiment|target)")
-        add_option(parser, "--split", type=float, default=None,
-                   help="classify: fraction of a single file held out for each of valid and test "
-                        "(default: 0.1)")
+        """--text-column, --label-column, --split, --max-length, --embeddings,
+        --freeze-embeddings, --bucket-batches (and --vocab-size, --min-count)."""
+        add_option(parser, "--text-column", default=None, metavar="NAME|SPLIT=NAME,...",
+                   help="classify: column with the text, for every file or per split "
+                        "(train=sentence,test=content); default: each file's first of "
+                        + "|".join(TEXT_COLUMNS))
+        add_option(parser, "--label-column", default=None, metavar="NAME|SPLIT=NAME,...",
+                   help="classify: column with the label, as --text-column; default: each "
+                        "file's first of " + "|".join(LABEL_COLUMNS))
+        add_split_option(parser)
         add_option(parser, "--max-length", type=int, default=None,
                    help="classify: keep at most this many words per text (default: 200)")
+        add_option(parser, "--embeddings", default=None, metavar="FILE",
+                   help="classify: pretrained word vectors (GloVe or word2vec text, optionally "
+                        "gzipped); the embedding size becomes theirs")
+        add_option(parser, "--freeze-embeddings", action="store_true", default=None,
+                   help="classify: keep the --embeddings vectors fixed during training")
+        add_option(parser, "--bucket-batches", type=int, default=None, metavar="N",
+                   help="classify: batches per length bucket (rows of similar length batched "
+                        f"together); 0 turns bucketing off (default: {DEFAULT_BUCKET_BATCHES})")
         add_vocabulary_options(parser)
 
     @staticmethod
     def _size_options(options: dict[str, Any]) -> dict[str, Any]:
-        """{"vocab_size", "min_count", "max_length"} resolved and checked (one-line ValueError)."""
-        values = {"vocab_size": options.get("vocab_size"), "min_count": options.get("min_count"),
-                  "max_length": options.get("max_length")}
+        """The size and batching options resolved and checked (one-line ValueError)."""
+        values = {key: options.get(key) for key in ("vocab_size", "min_count", "max_length")}
         for key, value in values.items():
             if value is not None and value <= 0:
                 raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, "
                                  f"got {value}")
         values["min_count"] = 1 if values["min_count"] is None else values["min_count"]
         values["max_length"] = 200 if values["max_length"] is None else values["max_length"]
+        buckets = options.get("bucket_batches")
+        if buckets is not None and buckets < 0:
+            raise ValueError(f"--bucket-batches must be 0 or more, got {buckets}")
+        values["bucket_batches"] = DEFAULT_BUCKET_BATCHES if buckets is None else buckets
         return values
+
+    @staticmethod
+    def _column_options(options: dict[str, Any]) -> dict[str, Any]:
+        return {"text_column": options.get("text_column"),
+                "label_column": options.get("label_column")}
 
     @classmethod
     def from_options(
         cls, options: dict[str, Any], *, data: str | None, seq_len: int | None, seed: int
     ) -> ClassifyTask:
-        """Read the files and build the vocabulary and label set."""
+        """Read the files and build the vocabulary and label set (and embedding vectors)."""
         if data is None:
             raise DataError("the classify task needs --data FILE or DIR (.csv, .tsv or .jsonl)")
-        fraction = options.get("split")
-        fraction = 0.1 if fraction is None else float(fraction)
-        if not 0.0 < fraction < 0.5:
-            raise ValueError(f"--split must be in (0, 0.5), got {fraction}")
-        sizes = cls._size_options(options)
-        text_column, label_column, examples = read_examples(
-            Path(data), options.get("text_column"), options.get("label_column"), fraction, seed
+        fractions = held_out_fractions(options.get("split"), DEFAULT_HELD_OUT["classify"])
+        if options.get("freeze_embeddings") and options.get("embeddings") is None:
+            raise ValueError("--freeze-embeddings needs --embeddings FILE")
+        columns = cls._column_options(options)
+        examples, sources = read_examples(
+            Path(data), per_split_values(columns["text_column"], "--text-column"),
+            per_split_values(columns["label_column"], "--label-column"), fractions, seed,
         )
-        return cls(examples, seed=seed, text_column=text_column, label_column=label_column,
-                   **sizes)
+        return cls(examples, seed=seed, **columns, split=options.get("split"), sources=sources,
+                   embeddings=options.get("embeddings"),
+                   freeze_embeddings=bool(options.get("freeze_embeddings")),
+                   **cls._size_options(options))
 
     @classmethod
     def for_saved_state(
@@ -148,31 +226,82 @@ class ClassifyTask(Task):
     ) -> ClassifyTask:
         """The task without examples, for :meth:`load_state_dict` then
         :meth:`use_evaluation_data`."""
-        return cls(None, seed=seed, text_column=options.get("text_column"),
-                   label_column=options.get("label_column"), **cls._size_options(options))
+        return cls(None, seed=seed, **cls._column_options(options), split=options.get("split"),
+                   embeddings=options.get("embeddings"),
+                   freeze_embeddings=bool(options.get("freeze_embeddings")),
+                   **cls._size_options(options))
 
-    def use_evaluation_data(self, data: str) -> None:
-        """Every row of the file ``data`` becomes both the valid and the test split (labels must
-        be among the loaded training labels; a single label is fine)."""
+    def evaluation_table(self, data: str, columns: dict[str, str | None] | None = None
+                         ) -> tuple[Table, str, str | None]:
+        """(table, text column, label column or None) of one file to evaluate or label.
+
+        Columns given in ``columns`` ({"text_column", "label_column"}) must exist; otherwise the
+        run's own columns for this purpose are tried first, then the default names. The label
+        column is None when the file has none (only texts to label).
+        """
         path = Path(data)
         if path.is_dir():
             raise DataError(f"evaluating on --data needs one file, but {path} is a directory")
-        columns, rows = read_rows(path)
-        text_column = pick_column(columns, self.text_column, TEXT_COLUMNS, "text", path)
-        label_column = pick_column(columns, self.label_column, LABEL_COLUMNS, "label", path)
-        examples = table_examples(path, rows, text_column, label_column)
+        table = read_table(path)
+        given = dict(columns or {})
+        text = pick_column(table, given.get("text_column") or self._run_column("text", table),
+                           TEXT_COLUMNS, "text")
+        label_given = given.get("label_column") or self._run_column("label", table)
+        try:
+            label = pick_column(table, label_given, LABEL_COLUMNS, "label")
+        except DataError:
+            if label_given is not None:
+                raise
+            label = None
+        return table, text, label
+
+    def _run_column(self, what: str, table: Table) -> str | None:
+        """The column the run read for ``what`` in some split, if ``table`` has one."""
+        names = per_split_values(getattr(self, f"{what}_column"), f"--{what}-column")
+        if "evaluate" in names:
+            return names["evaluate"]
+        for entry in self.sources.values():
+            name = entry.get(f"{what}_column") if isinstance(entry, dict) else None
+            if name in table.columns:
+                return name
+        return None
+
+    def use_evaluation_data(self, data: str, columns: dict[str, str | None] | None = None
+                            ) -> None:
+        """Every row of the file ``data`` becomes both the valid and the test split (labels must
+        be among the loaded training labels; a single label is fine)."""
+        table, text_column, label_column = self.evaluation_table(data, columns)
+        if label_column is None:
+            raise DataError(f"no label column found in {data}: name one with --label-column "
+                            f"(columns: {', '.join(table.columns)})")
+        examples = table_examples(table, text_column, label_column)
         unseen = sorted({label for _, label in examples} - set(self.labels))
         if unseen:
-            raise DataError(f"{path} has labels not seen in training: {', '.join(unseen)} "
+            raise DataError(f"{data} has labels not seen in training: {', '.join(unseen)} "
                             f"(known: {', '.join(self.labels)})")
         self.examples = {"valid": examples, "test": examples}
+        entry = {"source": str(data), "rows": len(examples),
+                 "text_column": text_column, "label_column": label_column}
+        self.sources = {"valid": entry, "test": dict(entry, same_as="valid")}
         self._encoded = {}
 
     def options(self) -> dict[str, Any]:
-        """The resolved options (columns included)."""
+        """The resolved options (columns as given: the columns read are in
+        :meth:`describe_splits`)."""
         return {"text_column": self.text_column, "label_column": self.label_column,
-                "vocab_size": self.vocab_size, "min_count": self.min_count,
-                "max_length": self.max_length}
+                "split": self.split, "vocab_size": self.vocab_size, "min_count": self.min_count,
+                "max_length": self.max_length, "embeddings": self.embeddings,
+                "freeze_embeddings": self.freeze_embeddings,
+                "bucket_batches": self.bucket_batches}
+
+    def describe_splits(self) -> dict[str, dict[str, Any]]:
+        """{split: {"source", "rows", "text_column", "label_column"[, "same_as"]}} and, with
+        pretrained vectors, {"embeddings": {"source", coverage...}}."""
+        return {key: dict(value) for key, value in self.sources.items()}
+
+    def same_as(self, split: str) -> str | None:
+        """The split whose data ``split`` repeats ("valid" when valid and test are one file)."""
+        return self.sources.get(split, {}).get("same_as")
 
     def state_dict(self) -> dict[str, Any]:
         """{"labels": [...], "vocabulary": {...}}."""
@@ -183,6 +312,13 @@ class ClassifyTask(Task):
         self.labels = list(state["labels"])
         self.vocabulary = Vocabulary.from_dict(state["vocabulary"])
         self._encoded = {}
+        self._epoch_plan = None
+
+    def encode_texts(self, texts: list[list[str]]) -> tuple[Tensor, Tensor]:
+        """Word lists → ids (N, T) right-padded and lengths (N,), cut to ``max_length``; an
+        empty text becomes one ``<unk>``."""
+        return pad_sequences([self.vocabulary.encode(words[: self.max_length] or [UNKNOWN])
+                              for words in texts])
 
     def encoded(self, split: str) -> Batch:
         """All examples of a split: inputs (N, T) padded ids, lengths (N,), targets (N,)."""
@@ -194,9 +330,7 @@ class ClassifyTask(Task):
             if unseen:
                 raise DataError(f"the {split} data has labels not seen in training: "
                                 f"{', '.join(unseen)}")
-            sequences = [self.vocabulary.encode(words[: self.max_length] or [UNKNOWN])
-                         for words, _ in self.examples[split]]
-            inputs, lengths = pad_sequences(sequences)
+            inputs, lengths = self.encode_texts([words for words, _ in self.examples[split]])
             targets = torch.tensor([label_ids[label] for _, label in self.examples[split]])
             self._encoded[split] = Batch(inputs=inputs, targets=targets, lengths=lengths)
         return self._encoded[split]
@@ -208,85 +342,133 @@ class ClassifyTask(Task):
     def train_batch(
         self, step: int, batch_size: int, *, rank: int = 0, world_size: int = 1
     ) -> Batch:
-        """Rows of epoch ``step // steps_per_epoch`` in a permutation seeded by (seed, epoch);
-        the last batch of an epoch wraps around to keep ``batch_size`` rows."""
+        """Batch ``step mod steps_per_epoch`` of the epoch's bucketed plan
+        (:func:`rnnlab.tasks.batching.bucketed_epoch`, seeded by (seed, epoch)); rank
+        ``rank``'s shard of it."""
         shard_bounds(batch_size, rank, world_size)
         data = self.encoded("train")
-        count = len(data)
-        per_epoch = self.steps_per_epoch(batch_size)
-        epoch, position = divmod(step, per_epoch)
-        order = torch.randperm(count, generator=step_generator(self.seed, -(epoch + 10)))
-        rows = order[(torch.arange(batch_size) + position * batch_size) % count]  # (B,)
-        lengths = data.lengths[rows]
-        batch = Batch(inputs=data.inputs[rows, : int(lengths.max())],
-                      targets=data.targets[rows], lengths=lengths)
-        return batch.shard(rank, world_size)
+        epoch, position = divmod(step, self.steps_per_epoch(batch_size))
+        if self._epoch_plan is None or self._epoch_plan[0] != (epoch, batch_size):
+            plan = bucketed_epoch(data.lengths, batch_size, self.seed, epoch, self.bucket_batches)
+            self._epoch_plan = ((epoch, batch_size), plan)
+        return padded_rows(data, self._epoch_plan[1][position]).shard(rank, world_size)
 
     def build_model(self, config: ModelConfig) -> nn.Module:
-        """A (bi-)RNN classifier with ``config.pooling`` over valid steps."""
-        return SequenceClassifier(config, len(self.labels), vocab_size=len(self.vocabulary))
+        """A (bi-)RNN classifier with ``config.pooling`` over valid steps; its embedding starts
+        from the pretrained vectors (frozen with ``freeze_embeddings``)."""
+        model = SequenceClassifier(config, len(self.labels), vocab_size=len(self.vocabulary))
+        embedding = model.encoder.embedding
+        assert embedding is not None
+        if self.pretrained is not None:
+            if self.pretrained.shape != embedding.weight.shape:
+                raise ValueError(f"--embedding {config.embedding} differs from the "
+                                 f"{self.pretrained.shape[1]}-dimensional --embeddings vectors")
+            with torch.no_grad():
+                embedding.weight.copy_(self.pretrained)
+        embedding.weight.requires_grad_(not self.freeze_embeddings)
+        return model
+
+    def model_config(self, config: ModelConfig) -> ModelConfig:
+        """``config`` with the embedding size of the pretrained vectors, when there are any."""
+        if self.pretrained is None or config.embedding == self.pretrained.shape[1]:
+            return config
+        return ModelConfig.from_dict({**config.to_dict(), "embedding": self.pretrained.shape[1]})
 
     def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
         """Cross-entropy of the label; batch accuracy."""
         return classification_step(model, batch)
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
-        """{"accuracy", "loss"} over the split."""
+        """{"accuracy", "loss"} over the split, in batches of rows of similar length."""
         self.check_split(split)
-        return mean_step_metrics(
-            self, model, iterate_chunks(self.encoded(split), batch_size, model_device(model))
-        )
+        chunks = by_length_chunks(self.encoded(split), batch_size, model_device(model))
+        return mean_step_metrics(self, model, (chunk for _, chunk in chunks))
+
+    def predict(self, model: nn.Module, texts: list[str], batch_size: int) -> Tensor:
+        """Class probabilities (N, C) of raw texts (tokenised as the training texts), in the
+        order given; columns follow :attr:`labels`."""
+        if not texts:
+            return torch.zeros(0, len(self.labels))
+        inputs, lengths = self.encode_texts([simple_words(text) for text in texts])
+        rows = Batch(inputs=inputs, targets=torch.zeros(len(texts), dtype=torch.long),
+                     lengths=lengths)
+        probabilities = torch.zeros(len(texts), len(self.labels))
+        with evaluating(model):
+            for indices, chunk in by_length_chunks(rows, batch_size, model_device(model)):
+                logits, _ = model(chunk.inputs, chunk.lengths)  # (b, C)
+                probabilities[indices] = torch.softmax(logits.float(), dim=-1).cpu()
+        return probabilities
 
     def chance(self) -> dict[str, float]:
-        """Always predicting the most frequent training label."""
-        targets = self.encoded("train").targets
+        """The chance level on the test split (:meth:`chance_on`)."""
+        return self.chance_on("test")
+
+    def chance_on(self, split: str) -> dict[str, float]:
+        """The accuracy of the best constant prediction on ``split``: the share of its most
+        frequent label."""
+        targets = self.encoded(split).targets
         return {"accuracy": float(torch.bincount(targets).max()) / len(targets)}
 
 
-def table_examples(
-    path: Path, rows: list[dict[str, str]], text_column: str, label_column: str
-) -> Examples:
+def table_examples(table: Table, text_column: str, label_column: str) -> Examples:
     """[(words, label), ...] of the rows; DataError naming the first row with an empty label."""
-    examples = []
-    for number, row in enumerate(rows, start=1):
-        label = row.get(label_column, "")
+    texts, labels = table.column(text_column), table.column(label_column)
+    for number, label in enumerate(labels, start=1):
         if not label.strip():
-            raise DataError(f"{path}: data row {number} has an empty {label_column!r} label")
-        examples.append((simple_words(row.get(text_column, "")), label))
-    return examples
+            raise DataError(f"{table.path}: data row {number} has an empty {label_column!r} "
+                            "label")
+    return [(simple_words(text), label.strip()) for text, label in zip(texts, labels)]
 
 
 def read_examples(
-    data: Path, text_column: str | None, label_column: str | None, fraction: float, seed: int
-) -> tuple[str, str, dict[str, Examples]]:
-    """(text column, label column, {"train", "valid", "test": [(words, label), ...]})."""
+    data: Path,
+    text_columns: dict[str, str],
+    label_columns: dict[str, str],
+    fractions: dict[str, float],
+    seed: int,
+) -> tuple[dict[str, Examples], dict[str, dict[str, Any]]]:
+    """({"train", "valid", "test": [(words, label), ...]}, where each split came from).
+
+    ``text_columns``/``label_columns`` name a split's columns ({} or a missing split: the
+    default names). A split missing from a directory, or every held-out split of a single file,
+    is a seeded random ``fractions[split]`` of the training rows.
+    """
     if data.is_dir():
-        files = {split: find_split_file(data, split) for split in SPLITS}
-        if files["train"] is None or files["test"] is None:
-            missing = [split for split in ("train", "test") if files[split] is None]
-            raise DataError(f"{data} has no {' or '.join(missing)} file "
-                            "(expected train/valid/test with .csv, .tsv or .jsonl)")
+        files = require_split_files(data, FORMATS)
     elif not data.exists():
         raise DataError(f"data file not found: {data}")
     else:
         files = {"train": data, "valid": None, "test": None}
     tables: dict[str, Examples] = {}
+    sources: dict[str, dict[str, Any]] = {}
     for split, path in files.items():
         if path is None:
             continue
-        columns, rows = read_rows(path)
-        text_column = pick_column(columns, text_column, TEXT_COLUMNS, "text", path)
-        label_column = pick_column(columns, label_column, LABEL_COLUMNS, "label", path)
-        tables[split] = table_examples(path, rows, text_column, label_column)
+        for earlier in SPLITS[: SPLITS.index(split)]:
+            if same_file(files[earlier], path) and earlier != "train":
+                tables[split] = tables[earlier]
+                sources[split] = dict(sources[earlier], source=str(path), same_as=earlier)
+                break
+        else:
+            table = read_table(path)
+            text = pick_column(table, text_columns.get(split), TEXT_COLUMNS, "text")
+            label = pick_column(table, label_columns.get(split), LABEL_COLUMNS, "label")
+            tables[split] = table_examples(table, text, label)
+            sources[split] = {"source": str(path), "rows": len(tables[split]),
+                              "text_column": text, "label_column": label}
+    train_source = sources["train"]
     order = torch.randperm(len(tables["train"]), generator=step_generator(seed, -3)).tolist()
     shuffled = [tables["train"][index] for index in order]
-    held_out = max(1, round(fraction * len(shuffled)))
     for split in ("test", "valid"):
-        if split not in tables:
-            if len(shuffled) <= held_out:
-                raise DataError(f"{data} has too few rows ({len(tables['train'])}) to split off "
-                                f"a {split} set")
-            tables[split], shuffled = shuffled[:held_out], shuffled[held_out:]
+        if split in tables:
+            continue
+        held_out = max(1, round(fractions[split] * len(tables["train"])))
+        if len(shuffled) <= held_out:
+            raise DataError(f"{data} has too few rows ({len(tables['train'])}) to hold out "
+                            f"a {split} set")
+        tables[split], shuffled = shuffled[:held_out], shuffled[held_out:]
+        sources[split] = dict(train_source, rows=held_out,
+                              source=f"{fractions[split]:g} of {files['train']} held out")
     tables["train"] = shuffled
-    assert text_column is not None and label_column is not None
-    return text_column, label_column, tables
+    sources["train"] = dict(train_source, rows=len(shuffled))
+    return tables, sources

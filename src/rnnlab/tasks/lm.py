@@ -1,10 +1,16 @@
 """Word- or character-level language modelling on UTF-8 text the user gives.
 
-``--data`` is a directory holding train.txt, valid.txt and test.txt, or one file split 90/5/5
-into train/valid/test: by lines for word-level text with at least 3 non-empty lines, otherwise
-(character level, or fewer lines) by tokens. The training stream is cut into ``batch_size``
-contiguous columns; step k reads BPTT window k mod (windows per epoch), and the hidden state is
-carried from one window to the next (detached by the trainer) and reset at the start of each epoch.
+``--data`` is a directory of split files (``train``, ``valid``/``dev``/``validation`` and
+``test`` with .txt or .tokens, also as a name part: ``wiki.train.tokens``, ``ptb.valid.txt``; a
+missing valid file is held out of the end of train), or one file split in order into train, valid
+and test (``--split``: 5% held out for each by default): by lines for word-level text with at
+least 3 non-empty lines, otherwise (character level, or fewer lines) by tokens. A valid and test
+that are the same file are scored once. The vocabulary comes from the training split; the share
+of held-out tokens that became ``<unk>`` is reported for every split (``unk_share``).
+
+The training stream is cut into ``batch_size`` contiguous columns; step k reads BPTT window
+k mod (windows per epoch), and the hidden state is carried from one window to the next (detached
+by the trainer) and reset at the start of each epoch.
 
 Evaluation does not depend on the batch size: a split of N tokens is cut into ``EVAL_COLUMNS``
 contiguous columns (fewer for a very short split) whose lengths differ by at most one, the state
@@ -17,49 +23,85 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from rnnlab.errors import DataError
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, Task, evaluating, model_device
+from rnnlab.tasks.datafiles import (
+    DEFAULT_HELD_OUT,
+    SPLITS,
+    add_split_option,
+    held_out_fractions,
+    require_split_files,
+    same_file,
+)
 from rnnlab.tasks.models import LanguageModel, sample_tokens, token_cross_entropy
 from rnnlab.tasks.synthetic import add_option, add_vocabulary_options
 from rnnlab.tasks.text import END_OF_LINE, UNKNOWN, Vocabulary, detokenize, read_text, tokenize
 
-SPLITS = ("train", "valid", "test")
 DEFAULT_SEQ_LEN = 35
 EVAL_COLUMNS = 10  # evaluation columns of a split, whatever the training batch size
+TEXT_SUFFIXES = (".txt", ".tokens")
 
 
-def split_90_5_5(items: list[Any]) -> dict[str, list[Any]]:
-    """The first 90% of ``items`` for train, the next 5% valid, the last 5% test (each held-out
-    part has at least one item)."""
-    held_out = max(1, round(0.05 * len(items)))
-    train_end = len(items) - 2 * held_out
-    return {
-        "train": items[:train_end],
-        "valid": items[train_end : train_end + held_out],
-        "test": items[train_end + held_out :],
-    }
+def split_in_order(items: list[Any], fractions: dict[str, float]) -> dict[str, list[Any]]:
+    """The first items for train, then ``fractions["valid"]`` of them for valid and
+    ``fractions["test"]`` for test, in that order (each held-out part has at least one item; a
+    split missing from ``fractions`` gets none and is left out)."""
+    sizes = {split: max(1, round(fractions[split] * len(items)))
+             for split in ("valid", "test") if split in fractions}
+    start = len(items) - sum(sizes.values())
+    parts = {"train": items[:start]}
+    for split, size in sizes.items():
+        parts[split] = items[start : start + size]
+        start += size
+    return parts
 
 
-def read_split_tokens(data: str, level: str) -> dict[str, list[str]]:
-    """{"train", "valid", "test"} tokens from a directory of .txt files or one file split 90/5/5.
-
-    A word-level file with at least 3 non-empty lines is split by lines; a character-level file,
-    or one with fewer lines, is split by tokens (characters or words).
-    """
-    path = Path(data)
-    if path.is_dir():
-        return {split: tokenize(read_text(path / f"{split}.txt"), level) for split in SPLITS}
-    text = read_text(path)
+def _split_text(text: str, level: str, fractions: dict[str, float]) -> dict[str, list[str]]:
     lines = [line for line in text.splitlines(keepends=True) if line.strip()]
     if level == "word" and len(lines) >= 3:
         return {split: tokenize("".join(part), level)
-                for split, part in split_90_5_5(lines).items()}
-    return split_90_5_5(tokenize(text, level))
+                for split, part in split_in_order(lines, fractions).items()}
+    return split_in_order(tokenize(text, level), fractions)
+
+
+def read_split_tokens(
+    data: str, level: str, fractions: dict[str, float] | None = None
+) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """({"train", "valid", "test": tokens}, where each split came from).
+
+    ``fractions`` ({"valid", "test"}; default 5% each) cut one file, or train when a directory
+    has no valid file. A test file that is the valid file is read once (``"same_as": "valid"``).
+    """
+    fractions = fractions or held_out_fractions(None, DEFAULT_HELD_OUT["lm"])
+    path = Path(data)
+    if not path.is_dir():
+        parts = _split_text(read_text(path), level, fractions)
+        sources = {"train": {"source": str(path)},
+                   "valid": {"source": f"{fractions['valid']:g} of {path} after train"},
+                   "test": {"source": f"{fractions['test']:g} of {path} at its end"}}
+        return parts, sources
+    files = require_split_files(path, TEXT_SUFFIXES)
+    tokens = {"train": tokenize(read_text(files["train"]), level)}
+    sources: dict[str, dict[str, Any]] = {"train": {"source": str(files["train"])}}
+    if files["valid"] is None:
+        held = _split_text(read_text(files["train"]), level, {"valid": fractions["valid"]})
+        tokens["train"], tokens["valid"] = held["train"], held["valid"]
+        sources["valid"] = {"source": f"{fractions['valid']:g} of {files['train']} (its end)"}
+    else:
+        tokens["valid"] = tokenize(read_text(files["valid"]), level)
+        sources["valid"] = {"source": str(files["valid"])}
+    if same_file(files["valid"], files["test"]):
+        tokens["test"] = tokens["valid"]
+        sources["test"] = {"source": str(files["test"]), "same_as": "valid"}
+    else:
+        tokens["test"] = tokenize(read_text(files["test"]), level)
+        sources["test"] = {"source": str(files["test"])}
+    return tokens, sources
 
 
 def read_evaluation_tokens(data: str, level: str) -> list[str]:
@@ -85,6 +127,11 @@ class LanguageModelTask(Task):
     higher_is_better = False
     is_language_model = True
     reads_data = True
+    # the word_language_model of pytorch/examples (Zaremba et al. 2014's medium setting, smaller)
+    training_defaults: ClassVar[dict[str, Any]] = {
+        "lr": 20.0, "clip": 0.25, "batch_size": 20, "plateau_factor": 0.25}
+    model_defaults: ClassVar[dict[str, Any]] = {
+        "layers": 2, "hidden": 200, "embedding": 200, "dropout": 0.2}
 
     def __init__(
         self,
@@ -95,6 +142,8 @@ class LanguageModelTask(Task):
         min_count: int = 1,
         seq_len: int = DEFAULT_SEQ_LEN,
         data: str | None = None,
+        split: str | float | None = None,
+        sources: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         if level not in ("word", "char"):
             raise ValueError(f"unknown level {level!r} (known: word, char)")
@@ -105,6 +154,8 @@ class LanguageModelTask(Task):
         self.min_count = min_count
         self.seq_len = seq_len
         self.data = data
+        self.split = split
+        self.sources = dict(sources or {})
         self.tokens: dict[str, list[str]] = {}
         self.vocabulary: Vocabulary | None = None
         self._streams: dict[str, Tensor] = {}
@@ -128,9 +179,10 @@ class LanguageModelTask(Task):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """--level, --vocab-size, --min-count."""
+        """--level, --split, --vocab-size, --min-count."""
         add_option(parser, "--level", choices=("word", "char"), default=None,
                    help="lm: word- or character-level tokens (default: word)")
+        add_split_option(parser)
         add_vocabulary_options(parser)
 
     @classmethod
@@ -149,7 +201,10 @@ class LanguageModelTask(Task):
             raise ValueError(f"--min-count must be a positive integer, got {min_count}")
         if level not in ("word", "char"):
             raise ValueError(f"unknown level {level!r} (known: word, char)")
-        tokens = read_split_tokens(data, level) if data is not None else None
+        tokens, sources = None, None
+        if data is not None:
+            fractions = held_out_fractions(options.get("split"), DEFAULT_HELD_OUT["lm"])
+            tokens, sources = read_split_tokens(data, level, fractions)
         return cls(
             tokens,
             level=level,
@@ -157,12 +212,15 @@ class LanguageModelTask(Task):
             min_count=min_count,
             seq_len=DEFAULT_SEQ_LEN if seq_len is None else seq_len,
             data=data,
+            split=options.get("split"),
+            sources=sources,
         )
 
     def options(self) -> dict[str, Any]:
-        """{"level", "vocab_size", "min_count", "seq_len"}."""
+        """{"level", "split", "vocab_size", "min_count", "seq_len"}."""
         return {
             "level": self.level,
+            "split": self.split,
             "vocab_size": self.vocab_size,
             "min_count": self.min_count,
             "seq_len": self.seq_len,
@@ -178,15 +236,47 @@ class LanguageModelTask(Task):
         self.vocabulary = Vocabulary.from_dict(state["vocabulary"])
         self._streams = {}
 
-    def use_evaluation_data(self, data: str) -> None:
+    def use_evaluation_data(self, data: str, columns: dict[str, str | None] | None = None
+                            ) -> None:
         """Make the whole text file ``data`` both the valid and the test split, encoded with the
         current (saved) vocabulary; call after :meth:`load_state_dict`."""
+        if columns and any(columns.values()):
+            raise ValueError("--text-column/--label-column apply to table files of classify "
+                             "runs, not to a language model's text")
         tokens = read_evaluation_tokens(data, self.level)
         if len(tokens) < 2:
             raise DataError(f"{data} has {len(tokens)} {self.level} token(s): at least 2 are "
                             "needed to predict a next token")
         self.tokens = {"valid": tokens, "test": tokens}
+        self.sources = {"valid": {"source": str(data)},
+                        "test": {"source": str(data), "same_as": "valid"}}
         self._streams = {}
+
+    def describe_splits(self) -> dict[str, dict[str, Any]]:
+        """{split: {"source", "tokens", "unk_share", "unseen_share"}}: ``unk_share`` of the
+        split's tokens are ``<unk>`` once encoded, ``unseen_share`` of them because the word or
+        character is not in the training vocabulary (the rest were ``<unk>`` in the text)."""
+        described = {}
+        for split, source in self.sources.items():
+            if split not in self.tokens:
+                continue
+            stream = self.stream(split)
+            literal = sum(token == UNKNOWN for token in self.tokens[split])
+            unknown = int((stream == self._vocabulary().unknown_id).sum())
+            count = max(stream.numel(), 1)
+            described[split] = {**source, "tokens": stream.numel(),
+                                "unk_share": unknown / count,
+                                "unseen_share": (unknown - literal) / count}
+        return described
+
+    def same_as(self, split: str) -> str | None:
+        """"valid" for a test split that is the valid file (scored once)."""
+        return self.sources.get(split, {}).get("same_as")
+
+    def unk_share(self, split: str) -> float:
+        """The share of the split's tokens that are ``<unk>`` once encoded."""
+        stream = self.stream(split)
+        return float((stream == self._vocabulary().unknown_id).sum()) / max(stream.numel(), 1)
 
     def _vocabulary(self) -> Vocabulary:
         if self.vocabulary is None:
@@ -220,8 +310,11 @@ class LanguageModelTask(Task):
         return (columns.shape[1] - 1) // self.seq_len
 
     def build_model(self, config: ModelConfig) -> nn.Module:
-        """Embedding → recurrent stack → softmax over the vocabulary."""
-        return LanguageModel(len(self._vocabulary()), config)
+        """Embedding → recurrent stack → softmax over the vocabulary, with the embedding and
+        softmax weights uniform in ±0.1 (:meth:`LanguageModel.reset_output_parameters`)."""
+        model = LanguageModel(len(self._vocabulary()), config)
+        model.reset_output_parameters()
+        return model
 
     def train_batch(
         self, step: int, batch_size: int, *, rank: int = 0, world_size: int = 1
@@ -296,7 +389,8 @@ class LanguageModelTask(Task):
                 count += output.count
                 carry = output.carry
         loss = total / count
-        results = {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        results = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)),
+                   "unk_share": self.unk_share(split)}
         if self.level == "char":
             results["bits_per_character"] = loss / math.log(2)
         return results
@@ -309,8 +403,15 @@ class LanguageModelTask(Task):
         return float(torch.exp(-log_probabilities[self.stream(split)].mean()))
 
     def chance(self) -> dict[str, float]:
-        """{"perplexity": the unigram perplexity of the valid split} (a frequency-only model)."""
-        return {"perplexity": self.unigram_perplexity("valid")}
+        """The chance level on the test split (:meth:`chance_on`)."""
+        return self.chance_on("test")
+
+    def chance_on(self, split: str) -> dict[str, float]:
+        """{"perplexity": the unigram perplexity of ``split``} (a frequency-only model); {} when
+        the training text is not loaded (a run evaluated on another file)."""
+        if "train" not in self.tokens:
+            return {}
+        return {"perplexity": self.unigram_perplexity(split)}
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """Token ids of a prompt (unknown tokens → <unk>; an empty prompt starts a new line)."""

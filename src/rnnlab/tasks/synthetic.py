@@ -50,13 +50,18 @@ def positive_option(options: dict[str, Any], key: str, default: int) -> int:
 
 
 def pad_sequences(sequences: list[list[int]], padding: int = 0) -> tuple[Tensor, Tensor]:
-    """Right-pad token-id lists into ids (B, T_max) int64 and lengths (B,) int64."""
-    lengths = torch.tensor([len(sequence) for sequence in sequences], dtype=torch.long)
+    """Right-pad token-id lists into ids (B, T_max) int64 and lengths (B,) int64.
+
+    One flat tensor is scattered into the padded one: a tensor or a padded list per row costs
+    more than the model's step for short rows.
+    """
+    lengths = torch.tensor([len(sequence) for sequence in sequences], dtype=torch.long)  # (B,)
     width = int(lengths.max())
-    # one tensor from padded lists: a torch.tensor per row costs more than the model's step
-    ids = torch.tensor([[*sequence, *[padding] * (width - len(sequence))]
-                        for sequence in sequences], dtype=torch.long)
-    return ids, lengths  # (B, T), (B,)
+    flat = torch.tensor([token for sequence in sequences for token in sequence],
+                        dtype=torch.long)
+    ids = torch.full((len(sequences), width), padding, dtype=torch.long)  # (B, T)
+    ids[torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)] = flat
+    return ids, lengths
 
 
 def choice(generator: torch.Generator, options: Sequence[str]) -> str:

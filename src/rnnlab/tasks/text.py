@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,19 @@ class Vocabulary:
     ) -> Vocabulary:
         """The most frequent tokens (ties by token), at most ``max_size`` in all with the specials,
         each seen at least ``min_count`` times; everything else becomes ``<unk>``."""
+        return cls.from_counts(Counter(tokens), specials=specials, max_size=max_size,
+                               min_count=min_count)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Mapping[str, int],
+        *,
+        specials: Sequence[str] = (UNKNOWN,),
+        max_size: int | None = None,
+        min_count: int = 1,
+    ) -> Vocabulary:
+        """:meth:`build` from token counts already made."""
         if max_size is not None and max_size <= len(specials):
             raise ValueError(
                 f"--vocab-size must be larger than the {len(specials)} special token(s), "
@@ -111,8 +124,8 @@ class Vocabulary:
             )
         if min_count <= 0:
             raise ValueError(f"--min-count must be a positive integer, got {min_count}")
-        counts = Counter(token for token in tokens if token not in specials)
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        ranked = sorted(((token, count) for token, count in counts.items()
+                         if token not in specials), key=lambda item: (-item[1], item[0]))
         kept = [token for token, count in ranked if count >= min_count]
         if max_size is not None:
             kept = kept[: max_size - len(specials)]

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
+from rnnlab.tasks.datafiles import describe_splits
+
 if TYPE_CHECKING:
     from rnnlab.training.trainer import Trainer, TrainResult
 
@@ -61,6 +63,8 @@ class ProgressBar(Callback):
         self.latest: dict[str, str] = {}
 
     def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.config.splits:
+            print(f"data: {describe_splits(trainer.config.splits)}", file=self.stream)
         self.bar = tqdm(
             total=trainer.total_steps,
             initial=trainer.step,
@@ -107,6 +111,11 @@ class LogLines(Callback):
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.config.splits:
+            print(f"data: {describe_splits(trainer.config.splits)}", file=self.stream,
+                  flush=True)
 
     def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if row.get("event") == "rollback":

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from rnnlab.errors import DataError
-from rnnlab.tasks import ModelConfig
+from rnnlab.tasks import ModelConfig, get_task
 from rnnlab.training.checkpoint import atomic_write_text
 
 OPTIMIZERS = ("sgd", "adam")
@@ -50,6 +50,8 @@ class TrainConfig:
         max_rollbacks: give up after this many rollbacks caused by NaN/Inf loss or gradients.
         lr_decay_on_rollback: the learning rate is multiplied by this on every rollback.
         device: "auto" (CUDA when available), "cpu" or "cuda".
+        splits: where each split's data came from ({split: {"source", "rows"/"tokens", ...}}),
+            recorded by :func:`rnnlab.training.train`; not an option (ignored as input).
     """
 
     task: str
@@ -71,6 +73,24 @@ class TrainConfig:
     max_rollbacks: int = 5
     lr_decay_on_rollback: float = 0.5
     device: str = "auto"
+    splits: dict[str, Any] | None = None
+
+    @classmethod
+    def for_task(cls, task: str, **given: Any) -> TrainConfig:
+        """A configuration of ``task`` in which the options not in ``given`` (``model`` a dict
+        of the model options given) take the task's own defaults (``Task.training_defaults``,
+        ``Task.model_defaults``), then the general ones. ``steps`` or ``epochs`` given replaces
+        the task's default length."""
+        task_class = get_task(task)
+        values = dict(task_class.training_defaults)
+        if "steps" in given or "epochs" in given:
+            values.pop("steps", None)
+            values.pop("epochs", None)
+        if "optimizer" in given and "lr" not in given:
+            values.pop("lr", None)  # the default rate of the optimizer given
+        values.update(given)
+        values["model"] = {**task_class.model_defaults, **dict(given.get("model") or {})}
+        return cls(task=task, **values)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):

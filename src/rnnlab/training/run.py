@@ -79,7 +79,9 @@ def train(
         task = build_task(config)
     elif task.name != config.task:
         raise ValueError(f"the configuration names task {config.task!r} but got {task.name!r}")
-    config = config.replace(task_options=task.options())
+    config = config.replace(task_options=task.options(),
+                            model=task.model_config(config.model).to_dict(),
+                            splits=task.describe_splits() or None)
     all_callbacks = list(callbacks or [])
     if progress:
         all_callbacks.append(ProgressBar())
@@ -125,6 +127,7 @@ def load_run(
     which: str = "best",
     device: str = "cpu",
     read_data: bool = True,
+    columns: dict[str, str | None] | None = None,
 ) -> Run:
     """Load a run directory written by :func:`train`.
 
@@ -136,6 +139,7 @@ def load_run(
         device: where to put the model.
         read_data: False builds the task without reading the run's data (enough to generate
             text: the vocabulary is in the checkpoint); the task then cannot evaluate.
+        columns: the columns of ``data`` ({"text_column", "label_column"}; classify runs).
 
     Raises:
         rnnlab.errors.CheckpointError: not a run directory, or a corrupted or foreign checkpoint.
@@ -181,8 +185,8 @@ def load_run(
             f"{checkpoint_path}: checkpoint does not match the run's configuration "
             f"({message[:120]})"
         ) from None
-    if data is not None:
-        task.use_evaluation_data(data)
+    if data is not None:  # columns only when given: tasks written before them take one argument
+        task.use_evaluation_data(data, columns) if columns else task.use_evaluation_data(data)
     model.to(resolve_device(device)).eval()
     results: dict[str, Any] = {}
     results_path = path / "results.json"

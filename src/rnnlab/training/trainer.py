@@ -202,7 +202,10 @@ class Trainer:
         self.updates += 1
         self.clipped_updates += int(clipped)
         inputs = batch.inputs
-        tokens = int(inputs.shape[0] * (inputs.shape[1] if inputs.dim() > 1 else 1))
+        if batch.lengths is not None:  # real tokens: padding is not throughput
+            tokens = int(batch.lengths.sum())
+        else:
+            tokens = int(inputs.shape[0] * (inputs.shape[1] if inputs.dim() > 1 else 1))
         metrics = {key: float(value) for key, value in output.metrics.items()}
         self.window.add(loss_value, total_count, tokens * context.world_size, metrics,
                         grad_norm, clipped)
@@ -277,13 +280,16 @@ class Trainer:
             model = copy.deepcopy(self.model)
             model.load_state_dict(self.best_state)
         valid = self.best_valid if self.best_state is not None else self.last_valid[1]
-        test = self._evaluate(model, "test")
+        # a test set that is the valid set's file is not scored twice
+        test = dict(valid) if self.task.same_as("test") == "valid" else self._evaluate(model,
+                                                                                          "test")
         row = self._base_row("test")
         row.update({f"test_{key}": value for key, value in test.items()})
         self._emit(row)
         results: dict[str, Any] = {f"test_{key}": value for key, value in test.items()}
         results.update({f"valid_{key}": value for key, value in valid.items()})
-        results.update({f"chance_{key}": float(value) for key, value in self.task.chance().items()
+        chance = self.task.chance_on("test")
+        results.update({f"chance_{key}": float(value) for key, value in chance.items()
                         if f"chance_{key}" not in results})
         results.update({
             "steps": self.step,
