@@ -120,3 +120,152 @@ def test_evaluation_file_is_read_whole_with_the_saved_labels(tmp_path):
     foreign = [dict(record, stars="meh") for record in rows(5)]
     with pytest.raises(DataError, match=r"labels not seen in training: meh \(known: bad, good\)"):
         task.use_evaluation_data(str(write(tmp_path / "meh.csv", foreign)))
+
+
+# ------------------------------------------------------- directories as users lay them out
+def tsv(path, header, records):
+    """A .tsv file written as published data sets are: tab-separated, no quoting at all."""
+    lines = ["\t".join(header)] + ["\t".join(record) for record in records]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def sentences(count, seed=0):
+    """(text, label) pairs of the `rows` vocabulary."""
+    return [(record["Review"], record["stars"]) for record in rows(count, seed)]
+
+
+def glue_layout(directory, valid_name="dev"):
+    """GLUE's layout: train/dev with `sentence<TAB>label`, test with `label<TAB>content`."""
+    train, valid, test = sentences(40), sentences(12, seed=1), sentences(10, seed=2)
+    tsv(directory / "train.tsv", ["sentence", "label"], train)
+    tsv(directory / f"{valid_name}.tsv", ["sentence", "label"], valid)
+    tsv(directory / "test.tsv", ["label", "content"], [(label, text) for text, label in test])
+    return train, valid, test
+
+
+def test_glue_directory_loads_with_no_column_flags_and_dev_becomes_valid(tmp_path):
+    train, valid, test = glue_layout(tmp_path)
+    task = make(tmp_path)
+    splits = task.describe_splits()
+    assert splits["valid"]["source"].endswith("dev.tsv")
+    assert splits["train"]["source"].endswith("train.tsv")
+    assert splits["test"]["source"].endswith("test.tsv")
+    assert [splits[split]["rows"] for split in ("train", "valid", "test")] == [40, 12, 10]
+    assert (splits["train"]["text_column"], splits["train"]["label_column"]) == (
+        "sentence", "label")
+    assert (splits["valid"]["text_column"], splits["valid"]["label_column"]) == (
+        "sentence", "label")
+    assert (splits["test"]["text_column"], splits["test"]["label_column"]) == (
+        "content", "label")
+    assert task.examples["test"][0] == (test[0][0].split(), test[0][1])  # the content column
+    assert task.examples["valid"][0] == (valid[0][0].split(), valid[0][1])
+    assert sorted(task.examples["train"]) == sorted((text.split(), label)
+                                                    for text, label in train)
+
+
+def test_dev_and_valid_files_together_are_a_one_line_data_error(tmp_path):
+    glue_layout(tmp_path)
+    tsv(tmp_path / "valid.tsv", ["sentence", "label"], sentences(5))
+    with pytest.raises(DataError) as caught:
+        make(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "dev.tsv and valid.tsv name the valid split" in message
+
+
+def test_per_split_text_columns_read_files_the_default_names_miss(tmp_path):
+    train, test = sentences(40), sentences(10, seed=2)
+    tsv(tmp_path / "train.tsv", ["body", "label"], train)
+    tsv(tmp_path / "test.tsv", ["label", "words"], [(label, text) for text, label in test])
+    with pytest.raises(DataError, match=r"no text column found in .*train\.tsv"):
+        make(tmp_path)
+    with pytest.raises(DataError, match=r"unknown text column 'body' in .*test\.tsv"):
+        make(tmp_path, text_column="body")
+    task = make(tmp_path, text_column="train=body,test=words")
+    splits = task.describe_splits()
+    assert splits["train"]["text_column"] == "body" and splits["test"]["text_column"] == "words"
+    assert task.examples["test"][0] == (test[0][0].split(), test[0][1])
+    # the same split given by its alias, and the label column per split as well
+    tsv(tmp_path / "test.tsv", ["y", "words"], [(label, text) for text, label in test])
+    task = make(tmp_path, text_column="train=body,test=words", label_column="test=y")
+    assert task.describe_splits()["test"]["label_column"] == "y"
+    assert task.describe_splits()["train"]["label_column"] == "label"
+
+
+def test_a_directory_without_a_valid_file_holds_out_rows_of_train(tmp_path):
+    glue_layout(tmp_path)
+    (tmp_path / "dev.tsv").unlink()
+    task = make(tmp_path, split="valid=0.25")
+    splits = task.describe_splits()
+    assert "held out" in splits["valid"]["source"]
+    assert str(tmp_path / "train.tsv") in splits["valid"]["source"]
+    assert splits["valid"]["source"].startswith("0.25 of ")
+    assert (splits["valid"]["rows"], splits["train"]["rows"]) == (10, 30)
+    assert len(task.examples["valid"]) == 10 and len(task.examples["train"]) == 30
+    assert splits["test"]["source"].endswith("test.tsv") and splits["test"]["rows"] == 10
+    whole = sorted((text.split(), label) for text, label in sentences(40))
+    assert sorted(task.examples["train"] + task.examples["valid"]) == whole
+
+
+@pytest.mark.parametrize("kind", ["symlink", "copy", "different"])
+def test_a_test_file_that_is_the_valid_file_is_scored_once(tmp_path, kind):
+    from rnnlab.training import TrainConfig
+    from rnnlab.training import train as train_run
+
+    glue_layout(tmp_path, valid_name="valid")
+    (tmp_path / "test.tsv").unlink()
+    if kind == "symlink":
+        (tmp_path / "test.tsv").symlink_to(tmp_path / "valid.tsv")
+    elif kind == "copy":
+        (tmp_path / "test.tsv").write_bytes((tmp_path / "valid.tsv").read_bytes())
+    else:
+        tsv(tmp_path / "test.tsv", ["sentence", "label"], sentences(9, seed=5))
+    task = make(tmp_path)
+    same = kind != "different"
+    assert task.describe_splits()["test"].get("same_as") == ("valid" if same else None)
+    assert task.same_as("test") == ("valid" if same else None)
+    assert task.describe_splits()["test"]["source"] == str(tmp_path / "test.tsv")
+    evaluated = []
+    evaluate = task.evaluate
+
+    def counting_evaluate(model, split, batch_size):
+        evaluated.append(split)
+        return evaluate(model, split, batch_size)
+
+    task.evaluate = counting_evaluate
+    config = TrainConfig.for_task("classify", data=str(tmp_path), steps=2, batch_size=4,
+                                  device="cpu", model={"hidden": 8, "embedding": 8})
+    metrics = train_run(config, None, task=task).metrics
+    assert ("test" in evaluated) == (not same)
+    if same:
+        assert metrics["test_accuracy"] == metrics["valid_accuracy"]
+        assert metrics["test_loss"] == metrics["valid_loss"]
+
+
+def test_tsv_text_with_double_quotes_is_read_literally(tmp_path):
+    records = [('"great food', "good"), ('the "best" room', "good"), ("awful", "bad"),
+               ('poor "', "bad"), ("fine", "good"), ("bad food", "bad")]
+    tsv(tmp_path / "train.tsv", ["sentence", "label"], records)
+    tsv(tmp_path / "valid.tsv", ["sentence", "label"], records[:2])
+    tsv(tmp_path / "test.tsv", ["sentence", "label"], [('"unclosed', "bad"), ("fine", "good")])
+    task = make(tmp_path)
+    assert sorted(task.examples["train"]) == sorted([
+        (['"', "great", "food"], "good"), (["the", '"', "best", '"', "room"], "good"),
+        (["awful"], "bad"), (["poor", '"'], "bad"), (["fine"], "good"),
+        (["bad", "food"], "bad")])
+    assert task.examples["test"] == [(['"', "unclosed"], "bad"), (["fine"], "good")]
+    assert '"' in task.vocabulary.tokens
+
+
+def test_chance_is_the_majority_share_of_the_evaluated_split(tmp_path):
+    train = [("good words", "good")] * 6 + [("bad words", "bad")] * 4  # majority good: 0.6
+    valid = [("good words", "good")] * 4 + [("bad words", "bad")] * 1  # majority good: 0.8
+    test = [("good words", "good")] * 1 + [("bad words", "bad")] * 3  # majority bad: 0.75
+    tsv(tmp_path / "train.tsv", ["sentence", "label"], train)
+    tsv(tmp_path / "valid.tsv", ["sentence", "label"], valid)
+    tsv(tmp_path / "test.tsv", ["sentence", "label"], test)
+    task = make(tmp_path)
+    assert task.chance_on("test") == {"accuracy": pytest.approx(0.75)}
+    assert task.chance_on("valid") == {"accuracy": pytest.approx(0.8)}
+    assert task.chance() == task.chance_on("test")

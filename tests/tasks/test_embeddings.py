@@ -1,4 +1,6 @@
-"""Pretrained word vectors: GloVe / word2vec text, gzip, matching, coverage, random rows, errors."""
+"""Pretrained word vectors: GloVe / word2vec text, gzip, matching, coverage, random rows, errors;
+and through the classify task: the embedding starts from them (frozen or not), the run records
+their size and coverage."""
 
 import gzip
 import re
@@ -6,9 +8,14 @@ import re
 import pytest
 import torch
 
+from cli_testing import run_cli
 from rnnlab.errors import DataError
+from rnnlab.tasks import ModelConfig
+from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.embeddings import EmbeddingCoverage, load_word_vectors
 from rnnlab.tasks.text import Vocabulary
+from rnnlab.training import TrainConfig, load_config, load_run
+from rnnlab.training import train as train_run
 
 GLOVE_LINES = [
     "the 0.1 0.2 0.3",
@@ -286,3 +293,108 @@ def test_a_truncated_gzip_file(tmp_path):
     packed = gzip.compress("".join(f"w{i} {i} {i * 7} {i * 13}\n" for i in range(5000)).encode())
     path.write_bytes(packed[: len(packed) // 2])
     assert f"{path} is a damaged or truncated gzip file: " in error_for(path)
+
+
+# ---------------------------------------------------------------- through the classify task
+REVIEWS = [("the food was great", "good"), ("the room was awful", "bad"),
+           ("great great food", "good"), ("awful food and a bad room", "bad"),
+           ("the food was fine", "good"), ("the room was poor", "bad")] * 5
+VECTORS = ["The 0.5 -0.5 1.0 0.0 2.0", "food 1 2 3 4 5", "great -1 -2 -3 -4 -5",
+           "awful 0.25 0.25 0.25 0.25 0.25", "zebra 9 9 9 9 9"]
+
+
+def review_file(path):
+    path.write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in REVIEWS),
+                    encoding="utf-8")
+    return path
+
+
+def classify_with_vectors(tmp_path, **options):
+    vectors = write(tmp_path / "vectors.txt", VECTORS)
+    options = {"embeddings": str(vectors), **options}
+    return ClassifyTask.from_options(options, data=str(review_file(tmp_path / "reviews.csv")),
+                                     seq_len=None, seed=0)
+
+
+def test_the_classifier_embedding_starts_from_the_file_vectors(tmp_path):
+    task = classify_with_vectors(tmp_path, freeze_embeddings=True)
+    config = task.model_config(ModelConfig(hidden=8, embedding=8))
+    assert config.embedding == 5 and config.hidden == 8
+    model = task.build_model(config)
+    weight = model.encoder.embedding.weight
+    assert not weight.requires_grad
+    vocab = task.vocabulary
+    assert row(weight.detach(), vocab, "the") == [0.5, -0.5, 1.0, 0.0, 2.0]  # from "The"
+    assert row(weight.detach(), vocab, "food") == [1, 2, 3, 4, 5]
+    assert row(weight.detach(), vocab, "great") == [-1, -2, -3, -4, -5]
+    assert row(weight.detach(), vocab, "<pad>") == [0.0] * 5
+    with pytest.raises(ValueError, match="--embedding 8 differs from the 5-dimensional"):
+        task.build_model(ModelConfig(hidden=8, embedding=8))
+    unfrozen = classify_with_vectors(tmp_path).build_model(config)
+    assert unfrozen.encoder.embedding.weight.requires_grad
+
+
+def test_the_split_record_reports_the_coverage_of_the_vectors(tmp_path):
+    task = classify_with_vectors(tmp_path)
+    record = task.describe_splits()["embeddings"]
+    assert record["source"] == str(tmp_path / "vectors.txt")
+    words = [word for words, _ in task.examples["train"] for word in words]
+    found = {"the", "food", "great", "awful"}
+    vocabulary_size = len(task.vocabulary) - 2  # <pad> and <unk> are not words
+    assert record["vocabulary_found"] == 4
+    assert record["vocabulary_share"] == pytest.approx(4 / vocabulary_size)
+    assert record["token_share"] == pytest.approx(
+        sum(word in found for word in words) / len(words))
+    assert record["dimension"] == 5 and record["file_words"] == 5
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_training_keeps_frozen_vectors_and_records_their_size(tmp_path, freeze):
+    vectors = write(tmp_path / "vectors.txt", VECTORS)
+    config = TrainConfig.for_task(
+        "classify", data=str(review_file(tmp_path / "reviews.csv")), steps=3, batch_size=4,
+        device="cpu", model={"hidden": 8, "embedding": 8},
+        task_options={"embeddings": str(vectors), "freeze_embeddings": freeze})
+    result = train_run(config, tmp_path / "run")
+    saved = load_config(tmp_path / "run" / "config.yaml")
+    assert saved.model.embedding == 5
+    assert saved.task_options["freeze_embeddings"] is freeze
+    assert saved.splits["embeddings"]["vocabulary_found"] == 4
+    torch.manual_seed(saved.seed)
+    initial = result.task.build_model(saved.model)  # the trainer's starting weights
+    trained = result.model
+    assert not torch.equal(trained.head.weight, initial.head.weight)
+    assert not torch.equal(trained.encoder.rnn.weight_hh_l0, initial.encoder.rnn.weight_hh_l0)
+    embedding = trained.encoder.embedding.weight.detach()
+    assert torch.equal(embedding, initial.encoder.embedding.weight.detach()) is freeze
+    assert torch.equal(embedding, result.task.pretrained) is freeze
+    assert load_run(tmp_path / "run", which="last").model.encoder.embedding.weight.shape[1] == 5
+
+
+def test_freeze_embeddings_without_embeddings_is_a_one_line_error(tmp_path, capsys):
+    data = review_file(tmp_path / "reviews.csv")
+    with pytest.raises(ValueError, match="--freeze-embeddings needs --embeddings FILE"):
+        ClassifyTask.from_options({"freeze_embeddings": True}, data=str(data), seq_len=None,
+                                  seed=0)
+    code, _, err = run_cli(capsys, "train", "classify", "--data", str(data), "--hidden", "8",
+                           "--embedding", "8", "--steps", "2", "--quiet", "--freeze-embeddings",
+                           "--out", str(tmp_path / "run"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--freeze-embeddings needs --embeddings FILE" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluating_a_run_does_not_depend_on_the_working_directory(tmp_path, capsys,
+                                                                    monkeypatch):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    write(tmp_path / "work" / "vectors.txt", VECTORS)
+    review_file(tmp_path / "work" / "reviews.csv")
+    code, _, err = run_cli(capsys, "train", "classify", "--data", "reviews.csv", "--embeddings",
+                           "vectors.txt", "--hidden", "8", "--steps", "2", "--batch-size", "4",
+                           "--quiet", "--device", "cpu", "--out", "run")
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "work" / "run"))
+    assert code == 0, err

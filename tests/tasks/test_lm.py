@@ -147,3 +147,119 @@ def test_training_rows_report_perplexity_as_exp_of_the_mean_loss(tmp_path):
     assert len(rows) == 2
     for row in rows:
         assert row["perplexity"] == pytest.approx(math.exp(row["loss"]), rel=1e-9)
+
+
+# ------------------------------------------------------------ splits, shared files and unk shares
+def numbered_lines(path, count=100):
+    """``count`` distinct lines of 4 words (5 tokens with <eos>)."""
+    path.write_text("".join(f"w{index} the cat sat\n" for index in range(count)),
+                    encoding="utf-8")
+    return path
+
+
+def line_tokens(first, stop):
+    return [token for index in range(first, stop)
+            for token in (f"w{index}", "the", "cat", "sat", "<eos>")]
+
+
+def test_split_fractions_per_split_cut_one_file_in_order(tmp_path):
+    path = numbered_lines(tmp_path / "corpus.txt")
+    task = make(path, split="valid=0.1,test=0.2")
+    assert [len(task.tokens[split]) for split in ("train", "valid", "test")] == [350, 50, 100]
+    assert task.tokens["train"] == line_tokens(0, 70)
+    assert task.tokens["valid"] == line_tokens(70, 80)
+    assert task.tokens["test"] == line_tokens(80, 100)
+    splits = task.describe_splits()
+    assert splits["valid"]["source"] == f"0.1 of {path} after train"
+    assert splits["test"]["source"] == f"0.2 of {path} at its end"
+    assert task.options()["split"] == "valid=0.1,test=0.2"
+    one = make(path, split=0.15)
+    assert [len(one.tokens[split]) for split in ("train", "valid", "test")] == [350, 75, 75]
+    chars = tmp_path / "chars.txt"
+    chars.write_text("abcde" * 200, encoding="utf-8")  # one line: cut by characters
+    task = make(chars, level="char", seq_len=20, split="valid=0.1,test=0.2")
+    assert [len(task.tokens[split]) for split in ("train", "valid", "test")] == [700, 100, 200]
+
+
+def test_a_directory_without_a_valid_file_holds_out_the_end_of_train(tmp_path):
+    numbered_lines(tmp_path / "train.txt")
+    (tmp_path / "test.txt").write_text("the cat sat\n" * 3, encoding="utf-8")
+    task = make(tmp_path)
+    assert task.tokens["valid"] == line_tokens(95, 100)  # 5% by default
+    assert task.tokens["train"] == line_tokens(0, 95)
+    assert len(task.tokens["test"]) == 12
+    splits = task.describe_splits()
+    assert splits["valid"]["source"] == f"0.05 of {tmp_path / 'train.txt'} (its end)"
+    assert splits["test"]["source"] == str(tmp_path / "test.txt")
+    wider = make(tmp_path, split="valid=0.2")
+    assert wider.tokens["valid"] == line_tokens(80, 100)
+    assert wider.tokens["train"] == line_tokens(0, 80)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "copy", "different"])
+def test_a_test_file_that_is_the_valid_file_is_scored_once(tmp_path, kind):
+    from rnnlab.training import TrainConfig
+    from rnnlab.training import train as train_run
+
+    numbered_lines(tmp_path / "train.txt", count=60)
+    (tmp_path / "valid.txt").write_text("w1 the cat sat\nw2 the cat\n", encoding="utf-8")
+    if kind == "symlink":
+        (tmp_path / "test.txt").symlink_to(tmp_path / "valid.txt")
+    elif kind == "copy":
+        (tmp_path / "test.txt").write_bytes((tmp_path / "valid.txt").read_bytes())
+    else:
+        (tmp_path / "test.txt").write_text("w3 the sat\n", encoding="utf-8")
+    task = make(tmp_path, seq_len=5)
+    same = kind != "different"
+    assert task.same_as("test") == ("valid" if same else None)
+    assert task.describe_splits()["test"].get("same_as") == ("valid" if same else None)
+    assert task.describe_splits()["test"]["source"] == str(tmp_path / "test.txt")
+    evaluated = []
+    evaluate = task.evaluate
+
+    def counting_evaluate(model, split, batch_size):
+        evaluated.append(split)
+        return evaluate(model, split, batch_size)
+
+    task.evaluate = counting_evaluate
+    config = TrainConfig.for_task("lm", data=str(tmp_path), seq_len=5, steps=2, batch_size=4,
+                                  device="cpu", model={"layers": 1, "hidden": 8, "embedding": 8})
+    result = train_run(config, None, task=task)
+    assert ("test" in evaluated) == (not same)
+    if same:
+        assert result.metrics["test_perplexity"] == result.metrics["valid_perplexity"]
+        assert result.metrics["test_loss"] == result.metrics["valid_loss"]
+
+
+def test_unk_and_unseen_shares_by_hand(tmp_path):
+    (tmp_path / "train.txt").write_text("a b c\na b <unk>\n", encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("a <unk> z\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("b c\n", encoding="utf-8")
+    task = make(tmp_path, seq_len=3, min_count=2)  # c is seen once: not in the vocabulary
+    assert task.vocabulary.tokens == ["<unk>", "<eos>", "a", "b"]
+    splits = task.describe_splits()
+    # train: a b c <eos> a b <unk> <eos> -> c and the literal <unk>
+    assert splits["train"]["tokens"] == 8
+    assert splits["train"]["unk_share"] == pytest.approx(2 / 8)
+    assert splits["train"]["unseen_share"] == pytest.approx(1 / 8)
+    # valid: a <unk> z <eos> -> the literal <unk> and the unseen z
+    assert splits["valid"]["unk_share"] == pytest.approx(2 / 4)
+    assert splits["valid"]["unseen_share"] == pytest.approx(1 / 4)
+    # test: b c <eos> -> c
+    assert splits["test"]["unk_share"] == pytest.approx(1 / 3)
+    assert splits["test"]["unseen_share"] == pytest.approx(1 / 3)
+    assert task.unk_share("valid") == pytest.approx(0.5)
+    model = task.build_model(ModelConfig(hidden=8, embedding=8))
+    assert task.evaluate(model, "valid", 4)["unk_share"] == pytest.approx(0.5)
+    assert task.evaluate(model, "test", 4)["unk_share"] == pytest.approx(1 / 3)
+
+
+def test_embedding_and_softmax_start_uniform_in_a_tenth_with_zero_bias(tmp_path):
+    task = make(write_corpus(tmp_path))
+    model = task.build_model(ModelConfig(hidden=8, embedding=8))
+    for parameter in (model.encoder.embedding.weight, model.decoder.weight):
+        weight = parameter.detach()
+        assert float(weight.abs().max()) <= 0.1
+        assert float(weight.abs().max()) > 0.08  # spread over the range, not near zero
+        assert abs(float(weight.mean())) < 0.03
+    assert torch.equal(model.decoder.bias.detach(), torch.zeros(len(task.vocabulary)))

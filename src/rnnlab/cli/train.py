@@ -27,6 +27,7 @@ TRAINING_KEYS = ("data", "seq_len", "optimizer", "lr", "steps", "epochs", "batch
                  "max_rollbacks", "lr_decay_on_rollback", "device")
 CLI_ONLY_KEYS = ("out", "quiet")  # how to run, not what to train; also allowed in --config files
 RESUME_OVERRIDES = ("steps", "epochs", "device", "quiet")
+SWITCHES = ("quiet", "freeze_embeddings")  # on/off options whose "off" is their absence
 
 
 def non_negative_float(text: str) -> float:
@@ -204,12 +205,12 @@ def _config_file_options(path: str) -> dict[str, Any]:
         if value is None:
             continue
         if isinstance(value, bool):
-            if key not in ("bidirectional", "tie_weights", "quiet"):
-                raise ValueError(f"{path}: option {key!r} takes a value, not {value}")
-            if key == "quiet":
-                tokens += [_flag(key)] if value else []
-            else:  # --bidirectional / --no-bidirectional: false overrides a task's default
+            if key in ("bidirectional", "tie_weights"):  # false overrides a task's default
                 tokens += [_flag(key) if value else "--no-" + key.replace("_", "-")]
+            elif key in SWITCHES:
+                tokens += [_flag(key)] if value else []
+            else:
+                raise ValueError(f"{path}: option {key!r} takes a value, not {value}")
         elif isinstance(value, (int, float, str)):
             tokens += [_flag(key), str(value)]
         else:

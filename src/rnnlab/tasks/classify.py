@@ -55,7 +55,8 @@ from rnnlab.tasks.datafiles import (
     require_split_files,
     same_file,
 )
-from rnnlab.tasks.models import SequenceClassifier
+from rnnlab.tasks.embeddings import load_word_vectors
+from rnnlab.tasks.models import INIT_RANGE, SequenceClassifier
 from rnnlab.tasks.synthetic import add_option, add_vocabulary_options, pad_sequences
 from rnnlab.tasks.tabular import (
     FORMATS,
@@ -91,7 +92,7 @@ class ClassifyTask(Task):
     reads_data = True
     # a BiLSTM with max pooling (Conneau et al. 2017's encoder), trained with Adam
     training_defaults: ClassVar[dict[str, Any]] = {
-        "optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 4}
+        "optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 3}
     model_defaults: ClassVar[dict[str, Any]] = {
         "bidirectional": True, "pooling": "max", "hidden": 150, "embedding": 300, "dropout": 0.5}
 
@@ -124,6 +125,8 @@ class ClassifyTask(Task):
         self.sources = dict(sources or {})
         self.examples = examples if examples is not None else {}
         self.pretrained: Tensor | None = None  # (V, E) vectors for the embedding
+        self.weights_from_checkpoint = False  # set by load_state_dict: no vectors to read
+        self._counts: Counter[str] | None = None  # training word counts (embedding coverage)
         self._encoded: dict[str, Batch] = {}
         self._epoch_plan: tuple[tuple[int, int], Tensor] | None = None
         self.labels: list[str] = []
@@ -143,17 +146,20 @@ class ClassifyTask(Task):
         self.vocabulary = Vocabulary.from_counts(
             counts, specials=(PADDING, UNKNOWN), max_size=vocab_size, min_count=min_count
         )
-        if embeddings is not None:
-            self._load_embeddings(embeddings, counts)
+        self._counts = counts
 
-    def _load_embeddings(self, path: str, counts: Counter[str]) -> None:
-        from rnnlab.tasks.embeddings import load_word_vectors
-
-        self.pretrained, coverage = load_word_vectors(
-            path, self.vocabulary, counts=counts, specials=(PADDING, UNKNOWN),
-            generator=step_generator(self.seed, -5),
-        )
-        self.sources["embeddings"] = {"source": str(path), **coverage.to_dict()}
+    def pretrained_vectors(self) -> Tensor | None:
+        """The ``--embeddings`` vectors (V, E) of the vocabulary, read once on first use; None
+        without ``--embeddings`` or for a task whose weights come from a checkpoint."""
+        if self.embeddings is None or self.weights_from_checkpoint:
+            return None
+        if self.pretrained is None:
+            self.pretrained, coverage = load_word_vectors(
+                self.embeddings, self.vocabulary, counts=self._counts,
+                specials=(PADDING, UNKNOWN), generator=step_generator(self.seed, -5),
+            )
+            self.sources["embeddings"] = {"source": str(self.embeddings), **coverage.to_dict()}
+        return self.pretrained
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -211,12 +217,15 @@ class ClassifyTask(Task):
         if options.get("freeze_embeddings") and options.get("embeddings") is None:
             raise ValueError("--freeze-embeddings needs --embeddings FILE")
         columns = cls._column_options(options)
+        embeddings = options.get("embeddings")
+        if embeddings is not None:  # absolute, so that the run resumes from any directory
+            embeddings = str(Path(embeddings).resolve())
         examples, sources = read_examples(
             Path(data), per_split_values(columns["text_column"], "--text-column"),
             per_split_values(columns["label_column"], "--label-column"), fractions, seed,
         )
         return cls(examples, seed=seed, **columns, split=options.get("split"), sources=sources,
-                   embeddings=options.get("embeddings"),
+                   embeddings=embeddings,
                    freeze_embeddings=bool(options.get("freeze_embeddings")),
                    **cls._size_options(options))
 
@@ -296,7 +305,8 @@ class ClassifyTask(Task):
 
     def describe_splits(self) -> dict[str, dict[str, Any]]:
         """{split: {"source", "rows", "text_column", "label_column"[, "same_as"]}} and, with
-        pretrained vectors, {"embeddings": {"source", coverage...}}."""
+        pretrained vectors, {"embeddings": {"source", coverage...}} (reading them)."""
+        self.pretrained_vectors()
         return {key: dict(value) for key, value in self.sources.items()}
 
     def same_as(self, split: str) -> str | None:
@@ -304,13 +314,17 @@ class ClassifyTask(Task):
         return self.sources.get(split, {}).get("same_as")
 
     def state_dict(self) -> dict[str, Any]:
-        """{"labels": [...], "vocabulary": {...}}."""
-        return {"labels": list(self.labels), "vocabulary": self.vocabulary.to_dict()}
+        """{"labels": [...], "vocabulary": {...}, "sources": where the splits came from}."""
+        return {"labels": list(self.labels), "vocabulary": self.vocabulary.to_dict(),
+                "sources": self.describe_splits()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Use the saved labels and vocabulary (ids of a trained model must not move)."""
+        """Use the saved labels and vocabulary (ids of a trained model must not move); the
+        model's weights, pretrained ones included, then come from the checkpoint."""
         self.labels = list(state["labels"])
         self.vocabulary = Vocabulary.from_dict(state["vocabulary"])
+        self.sources = {**dict(state.get("sources") or {}), **self.sources}
+        self.weights_from_checkpoint = True
         self._encoded = {}
         self._epoch_plan = None
 
@@ -359,20 +373,24 @@ class ClassifyTask(Task):
         model = SequenceClassifier(config, len(self.labels), vocab_size=len(self.vocabulary))
         embedding = model.encoder.embedding
         assert embedding is not None
-        if self.pretrained is not None:
-            if self.pretrained.shape != embedding.weight.shape:
+        pretrained = self.pretrained_vectors()
+        if pretrained is not None:
+            if pretrained.shape != embedding.weight.shape:
                 raise ValueError(f"--embedding {config.embedding} differs from the "
-                                 f"{self.pretrained.shape[1]}-dimensional --embeddings vectors")
+                                 f"{pretrained.shape[1]}-dimensional --embeddings vectors")
             with torch.no_grad():
-                embedding.weight.copy_(self.pretrained)
+                embedding.weight.copy_(pretrained)
+        else:  # small rows: N(0, 1) ones saturate the gates (SST-2 dev 0.75 → 0.84 in 1 epoch)
+            nn.init.uniform_(embedding.weight, -INIT_RANGE, INIT_RANGE)
         embedding.weight.requires_grad_(not self.freeze_embeddings)
         return model
 
     def model_config(self, config: ModelConfig) -> ModelConfig:
         """``config`` with the embedding size of the pretrained vectors, when there are any."""
-        if self.pretrained is None or config.embedding == self.pretrained.shape[1]:
+        pretrained = self.pretrained_vectors()
+        if pretrained is None or config.embedding == pretrained.shape[1]:
             return config
-        return ModelConfig.from_dict({**config.to_dict(), "embedding": self.pretrained.shape[1]})
+        return ModelConfig.from_dict({**config.to_dict(), "embedding": pretrained.shape[1]})
 
     def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
         """Cross-entropy of the label; batch accuracy."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 from pathlib import Path
+from typing import Any
 
 from rnnlab.errors import DataError
 from rnnlab.tasks.synthetic import add_option
@@ -79,7 +80,7 @@ def per_split_values(text: str | None, option: str) -> dict[str, str]:
     if "=" not in text:
         if not text.strip():
             raise ValueError(f"{option} needs a column name")
-        return {split: text for split in (*SPLITS, "evaluate")}
+        return {split: text.strip() for split in (*SPLITS, "evaluate")}
     values: dict[str, str] = {}
     for item in text.split(","):
         split, separator, name = item.partition("=")
@@ -111,12 +112,16 @@ def held_out_fractions(value: str | float | None, default: float) -> dict[str, f
         fractions = {"valid": _fraction(value), "test": _fraction(value)}
     else:
         fractions = {"valid": default, "test": default}
+        given: set[str] = set()
         for item in str(value).split(","):
             split, _, number = item.partition("=")
             split = canonical_split(split)
             if split == "train":
                 raise ValueError("--split sets the held-out valid and test fractions; train "
                                  "gets the rest")
+            if split in given:
+                raise ValueError(f"--split: the {split} split is named twice in {value!r}")
+            given.add(split)
             fractions[split] = _fraction(number)
     if fractions["valid"] + fractions["test"] >= 0.9:
         raise ValueError(f"--split holds out {fractions['valid'] + fractions['test']:.2f} of "
@@ -144,20 +149,30 @@ def same_file(first: Path | None, second: Path | None) -> bool:
         return False
 
 
-def describe_splits(record: dict[str, dict[str, object]]) -> str:
-    """One line naming where each split came from, e.g.
-    ``train = train.tsv (67,349 rows) · valid = dev.tsv (872 rows) · test = test.tsv (1,821
-    rows)``."""
+def describe_splits(record: dict[str, dict[str, Any]]) -> str:
+    """One line naming where each split came from, e.g. ``train = train.tsv (67,349 rows;
+    columns sentence/label) · valid = dev.tsv (872 rows; ...) · test = ...``, with the
+    ``<unk>`` share of language-model splits and the coverage of pretrained vectors."""
     parts = []
     for split in SPLITS:
         entry = record.get(split)
         if not entry:
             continue
-        size = entry.get("rows", entry.get("tokens"))
-        unit = "rows" if "rows" in entry else "tokens"
-        source = str(entry.get("source", "?"))
-        extra = f"{size:,} {unit}" if isinstance(size, int) else ""
-        if entry.get("columns"):
-            extra += f"; columns {entry['columns']}"
-        parts.append(f"{split} = {source}" + (f" ({extra})" if extra else ""))
+        details = []
+        for unit in ("rows", "tokens"):
+            if isinstance(entry.get(unit), int):
+                details.append(f"{entry[unit]:,} {unit}")
+        if entry.get("text_column"):
+            details.append(f"columns {entry['text_column']}/{entry.get('label_column')}")
+        if isinstance(entry.get("unk_share"), float):
+            details.append(f"{entry['unk_share']:.1%} <unk>")
+        if entry.get("same_as"):
+            details.append(f"the {entry['same_as']} file: scored once")
+        text = f"{split} = {entry.get('source', '?')}"
+        parts.append(text + (f" ({'; '.join(details)})" if details else ""))
+    vectors = record.get("embeddings")
+    if vectors:
+        parts.append(f"embeddings = {vectors.get('source')} (vectors for "
+                     f"{vectors.get('vocabulary_share', 0.0):.1%} of the vocabulary, "
+                     f"{vectors.get('token_share', 0.0):.1%} of training tokens)")
     return " · ".join(parts)
