@@ -22,7 +22,7 @@ def test_train_help_states_the_defaults_of_classify_and_lm(capsys):
     code, out, _ = rnnlab(capsys, "train", "--help")
     assert code == 0
     classify = defaults_line(out, "classify")
-    for text in ("--optimizer adam", "--lr 0.001", "--epochs 4", "--bidirectional",
+    for text in ("--optimizer adam", "--lr 0.001", "--epochs 3", "--bidirectional",
                  "--pooling max", "--hidden 150", "--embedding 300"):
         assert text in classify
     lm = defaults_line(out, "lm")

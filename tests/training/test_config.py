@@ -13,7 +13,7 @@ from rnnlab.training.config import DEFAULT_STEPS
 def test_classify_defaults_are_a_bilstm_with_max_pooling_trained_with_adam():
     config = TrainConfig.for_task("classify")
     assert (config.optimizer, config.lr, config.batch_size) == ("adam", 1e-3, 64)
-    assert (config.epochs, config.steps) == (4, None)
+    assert (config.epochs, config.steps) == (3, None)
     model = config.model
     assert (model.bidirectional, model.pooling, model.hidden, model.embedding) == (
         True, "max", 150, 300)

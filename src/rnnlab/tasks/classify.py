@@ -19,8 +19,12 @@ and labels (:meth:`ClassifyTask.use_evaluation_data`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import math
 from collections import Counter
+from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,7 +61,7 @@ from rnnlab.tasks.datafiles import (
 )
 from rnnlab.tasks.embeddings import load_word_vectors
 from rnnlab.tasks.models import INIT_RANGE, SequenceClassifier
-from rnnlab.tasks.synthetic import add_option, add_vocabulary_options, pad_sequences
+from rnnlab.tasks.synthetic import add_option, add_vocabulary_options
 from rnnlab.tasks.tabular import (
     FORMATS,
     LABEL_COLUMNS,
@@ -66,7 +70,7 @@ from rnnlab.tasks.tabular import (
     pick_column,
     read_table,
 )
-from rnnlab.tasks.text import PADDING, UNKNOWN, Vocabulary, simple_words
+from rnnlab.tasks.text import PADDING, UNKNOWN, Vocabulary, simple_words_of_texts
 
 Examples = list[tuple[list[str], str]]
 
@@ -140,9 +144,7 @@ class ClassifyTask(Task):
                 "classification needs at least 2"
             )
         self.labels = labels
-        counts: Counter[str] = Counter()
-        for words, _ in examples["train"]:
-            counts.update(words)
+        counts = Counter(chain.from_iterable(words for words, _ in examples["train"]))
         self.vocabulary = Vocabulary.from_counts(
             counts, specials=(PADDING, UNKNOWN), max_size=vocab_size, min_count=min_count
         )
@@ -220,14 +222,18 @@ class ClassifyTask(Task):
         embeddings = options.get("embeddings")
         if embeddings is not None:  # absolute, so that the run resumes from any directory
             embeddings = str(Path(embeddings).resolve())
-        examples, sources = read_examples(
-            Path(data), per_split_values(columns["text_column"], "--text-column"),
-            per_split_values(columns["label_column"], "--label-column"), fractions, seed,
-        )
-        return cls(examples, seed=seed, **columns, split=options.get("split"), sources=sources,
-                   embeddings=embeddings,
-                   freeze_embeddings=bool(options.get("freeze_embeddings")),
-                   **cls._size_options(options))
+        with garbage_collection_paused():  # ~10⁵ new lists: collections would cost ~40%
+            examples, sources = read_examples(
+                Path(data), per_split_values(columns["text_column"], "--text-column"),
+                per_split_values(columns["label_column"], "--label-column"), fractions, seed,
+            )
+            task = cls(examples, seed=seed, **columns, split=options.get("split"),
+                       sources=sources, embeddings=embeddings,
+                       freeze_embeddings=bool(options.get("freeze_embeddings")),
+                       **cls._size_options(options))
+            for split in SPLITS:
+                task.encoded(split)
+        return task
 
     @classmethod
     def for_saved_state(
@@ -331,8 +337,14 @@ class ClassifyTask(Task):
     def encode_texts(self, texts: list[list[str]]) -> tuple[Tensor, Tensor]:
         """Word lists → ids (N, T) right-padded and lengths (N,), cut to ``max_length``; an
         empty text becomes one ``<unk>``."""
-        return pad_sequences([self.vocabulary.encode(words[: self.max_length] or [UNKNOWN])
-                              for words in texts])
+        limit = self.max_length
+        rows = [words if 0 < len(words) <= limit else (words[:limit] or [UNKNOWN])
+                for words in texts]
+        flat = self.vocabulary.encode(chain.from_iterable(rows))  # one pass over every word
+        lengths = torch.tensor([len(words) for words in rows], dtype=torch.long)  # (N,)
+        ids = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long)  # (N, T); <pad> 0
+        ids[torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)] = torch.tensor(flat)
+        return ids, lengths
 
     def encoded(self, split: str) -> Batch:
         """All examples of a split: inputs (N, T) padded ids, lengths (N,), targets (N,)."""
@@ -407,7 +419,7 @@ class ClassifyTask(Task):
         order given; columns follow :attr:`labels`."""
         if not texts:
             return torch.zeros(0, len(self.labels))
-        inputs, lengths = self.encode_texts([simple_words(text) for text in texts])
+        inputs, lengths = self.encode_texts(simple_words_of_texts(texts))
         rows = Batch(inputs=inputs, targets=torch.zeros(len(texts), dtype=torch.long),
                      lengths=lengths)
         probabilities = torch.zeros(len(texts), len(self.labels))
@@ -428,6 +440,18 @@ class ClassifyTask(Task):
         return {"accuracy": float(torch.bincount(targets).max()) / len(targets)}
 
 
+@contextlib.contextmanager
+def garbage_collection_paused() -> Iterator[None]:
+    """Run the body without the cyclic garbage collector (restored after)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def table_examples(table: Table, text_column: str, label_column: str) -> Examples:
     """[(words, label), ...] of the rows; DataError naming the first row with an empty label."""
     texts, labels = table.column(text_column), table.column(label_column)
@@ -435,7 +459,7 @@ def table_examples(table: Table, text_column: str, label_column: str) -> Example
         if not label.strip():
             raise DataError(f"{table.path}: data row {number} has an empty {label_column!r} "
                             "label")
-    return [(simple_words(text), label.strip()) for text, label in zip(texts, labels)]
+    return list(zip(simple_words_of_texts(texts), (label.strip() for label in labels)))
 
 
 def read_examples(
