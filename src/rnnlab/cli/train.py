@@ -18,6 +18,7 @@ from rnnlab.tasks import TASKS, get_task
 from rnnlab.tasks.base import CELLS, CONNECTIONS, POOLINGS
 from rnnlab.training import LogLines, ProgressBar, TrainConfig, load_config, train
 from rnnlab.training.config import DEFAULT_STEPS, DEVICES, OPTIMIZERS, read_yaml
+from rnnlab.training.memory import keep_freed_memory
 
 NAME = "train"
 MODEL_KEYS = ("cell", "layers", "hidden", "embedding", "bidirectional", "connection", "dropout",
@@ -315,6 +316,7 @@ def run(args: argparse.Namespace) -> int:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = values.get("out") or str(Path("runs") / f"{config.task}-{stamp}")
     callbacks = [] if quiet else [ProgressBar() if sys.stderr.isatty() else LogLines()]
+    keep_freed_memory()
     try:
         result = train(config, out, callbacks=callbacks, resume=resume_dir is not None)
     except KeyboardInterrupt:
