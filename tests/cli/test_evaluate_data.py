@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from run_testing import LABELS, TINY, review_rows, write_table
+from run_testing import LABELS, TINY, model_probabilities, review_rows, write_table
 
 from cli_testing import run_cli as rnnlab
-from rnnlab.tasks.text import simple_words
 from rnnlab.training import load_run
 
 
@@ -23,15 +21,9 @@ def one_line_error(code: int, err: str) -> str:
 
 
 def predicted_labels(run, texts):
-    """Each text through the run's best model alone: the label of the largest logit."""
-    loaded = load_run(run)
-    labels = []
-    with torch.no_grad():
-        for text in texts:
-            inputs, lengths = loaded.task.encode_texts([simple_words(text)])
-            logits, _ = loaded.model(inputs, lengths)  # (1, C)
-            labels.append(loaded.task.labels[int(logits.argmax())])
-    return labels
+    """Each text through the run's best model alone: the label of the largest probability."""
+    labels, probabilities = model_probabilities(run, texts)
+    return [labels[int(index)] for index in probabilities.argmax(dim=-1)]
 
 
 def test_evaluate_reads_named_columns_and_reports_the_files_chance(classify_run, tmp_path,

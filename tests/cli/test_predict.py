@@ -7,12 +7,9 @@ import io
 import json
 
 import pytest
-import torch
-from run_testing import LABELS, review_rows, write_table
+from run_testing import LABELS, model_probabilities, review_rows, write_table
 
 from cli_testing import run_cli as rnnlab
-from rnnlab.tasks.text import simple_words
-from rnnlab.training import load_run
 
 TEXTS = ["the room was great", "", "awful and poor", "   ", "so so so fine and lovely",
          "words it never saw", "bad"]
@@ -34,18 +31,6 @@ def one_line_error(code: int, err: str) -> str:
 def tsv_rows(out: str) -> tuple[list[str], list[list[str]]]:
     header, *rows = out.rstrip("\n").split("\n")
     return header.split("\t"), [row.split("\t") for row in rows]
-
-
-def model_probabilities(run, texts):
-    """Each text through the run's best model alone: (N, C) probabilities."""
-    loaded = load_run(run)
-    rows = []
-    with torch.no_grad():
-        for text in texts:
-            inputs, lengths = loaded.task.encode_texts([simple_words(text)])
-            logits, _ = loaded.model(inputs, lengths)  # (1, C)
-            rows.append(torch.softmax(logits, dim=-1)[0])
-    return loaded.task.labels, torch.stack(rows)
 
 
 def test_tsv_rows_have_a_header_and_agree_with_the_model(classify_run, tmp_path, capsys):

@@ -23,3 +23,16 @@ def train(task: Task, config: ModelConfig, steps: int, batch_size: int = 32,
         optimizer.step()
         carry = detach_carry(output.carry)
     return model
+
+
+def record_evaluated_splits(task: Task) -> list[str]:
+    """Make ``task.evaluate`` append each split it scores to the returned list."""
+    evaluated: list[str] = []
+    evaluate = task.evaluate
+
+    def recording_evaluate(model: nn.Module, split: str, batch_size: int) -> dict[str, float]:
+        evaluated.append(split)
+        return evaluate(model, split, batch_size)
+
+    task.evaluate = recording_evaluate  # type: ignore[method-assign]
+    return evaluated

@@ -5,7 +5,7 @@ import random
 
 import pytest
 import torch
-from task_testing import train
+from task_testing import record_evaluated_splits, train
 
 from rnnlab.errors import DataError
 from rnnlab.tasks import ModelConfig, get_task
@@ -214,14 +214,7 @@ def test_a_test_file_that_is_the_valid_file_is_scored_once(tmp_path, kind):
     assert task.same_as("test") == ("valid" if same else None)
     assert task.describe_splits()["test"].get("same_as") == ("valid" if same else None)
     assert task.describe_splits()["test"]["source"] == str(tmp_path / "test.txt")
-    evaluated = []
-    evaluate = task.evaluate
-
-    def counting_evaluate(model, split, batch_size):
-        evaluated.append(split)
-        return evaluate(model, split, batch_size)
-
-    task.evaluate = counting_evaluate
+    evaluated = record_evaluated_splits(task)
     config = TrainConfig.for_task("lm", data=str(tmp_path), seq_len=5, steps=2, batch_size=4,
                                   device="cpu", model={"layers": 1, "hidden": 8, "embedding": 8})
     result = train_run(config, None, task=task)
