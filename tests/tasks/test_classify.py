@@ -262,3 +262,19 @@ def test_chance_is_the_majority_share_of_the_evaluated_split(tmp_path):
     assert task.chance_on("test") == {"accuracy": pytest.approx(0.75)}
     assert task.chance_on("valid") == {"accuracy": pytest.approx(0.8)}
     assert task.chance() == task.chance_on("test")
+
+
+def test_split_on_a_full_directory_is_refused_and_evaluate_falls_back_to_default_columns(
+        tmp_path):
+    records = [{"body": record["Review"], "label": record["stars"]} for record in rows()]
+    for name, part in (("train", records[:80]), ("dev", records[80:100]),
+                       ("test", records[100:])):
+        write(tmp_path / f"{name}.csv", part)
+    with pytest.raises(ValueError, match="--split holds out part of a single file"):
+        make(tmp_path, text_column="body", split=0.1)
+    task = make(tmp_path, text_column="body")
+    other = write(tmp_path / "other.csv",
+                  [{"text": record["body"], "label": record["label"]} for record in records[:10]])
+    # the run read "body"; a file without it falls back to the default names
+    table, text, label = task.evaluation_table(str(other))
+    assert (text, label) == ("text", "label") and len(table.rows) == 10

@@ -256,3 +256,14 @@ def test_embedding_and_softmax_start_uniform_in_a_tenth_with_zero_bias(tmp_path)
         assert float(weight.abs().max()) > 0.08  # spread over the range, not near zero
         assert abs(float(weight.mean())) < 0.03
     assert torch.equal(model.decoder.bias.detach(), torch.zeros(len(task.vocabulary)))
+
+
+def test_split_on_a_directory_with_its_own_valid_and_test_is_refused(tmp_path):
+    for split in ("train", "valid", "test"):
+        write_corpus(tmp_path, lines=100 if split == "train" else 20).rename(
+            tmp_path / f"{split}.txt")
+    with pytest.raises(ValueError, match="--split holds out part of a single file"):
+        make(tmp_path, split="0.2")
+    (tmp_path / "valid.txt").unlink()  # now valid is held out of train: --split applies
+    task = make(tmp_path, split="valid=0.2")
+    assert task.describe_splits()["valid"]["held_out"] == 0.2

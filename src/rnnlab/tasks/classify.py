@@ -54,6 +54,7 @@ from rnnlab.tasks.datafiles import (
     DEFAULT_HELD_OUT,
     SPLITS,
     add_split_option,
+    check_split_used,
     held_out_fractions,
     per_split_values,
     require_split_files,
@@ -227,6 +228,7 @@ class ClassifyTask(Task):
                 Path(data), per_split_values(columns["text_column"], "--text-column"),
                 per_split_values(columns["label_column"], "--label-column"), fractions, seed,
             )
+            check_split_used(options.get("split"), sources, data)
             task = cls(examples, seed=seed, **columns, split=options.get("split"),
                        sources=sources, embeddings=embeddings,
                        freeze_embeddings=bool(options.get("freeze_embeddings")),
@@ -272,9 +274,10 @@ class ClassifyTask(Task):
 
     def _run_column(self, what: str, table: Table) -> str | None:
         """The column the run read for ``what`` in some split, if ``table`` has one."""
-        names = per_split_values(getattr(self, f"{what}_column"), f"--{what}-column")
-        if "evaluate" in names:
-            return names["evaluate"]
+        name = per_split_values(getattr(self, f"{what}_column"), f"--{what}-column").get(
+            "evaluate")
+        if name in table.columns:
+            return name
         for entry in self.sources.values():
             name = entry.get(f"{what}_column") if isinstance(entry, dict) else None
             if name in table.columns:
@@ -509,7 +512,7 @@ def read_examples(
             raise DataError(f"{data} has too few rows ({len(tables['train'])}) to hold out "
                             f"a {split} set")
         tables[split], shuffled = shuffled[:held_out], shuffled[held_out:]
-        sources[split] = dict(train_source, rows=held_out,
+        sources[split] = dict(train_source, rows=held_out, held_out=fractions[split],
                               source=f"{fractions[split]:g} of {files['train']} held out")
     tables["train"] = shuffled
     sources["train"] = dict(train_source, rows=len(shuffled))

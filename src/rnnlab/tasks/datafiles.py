@@ -139,6 +139,14 @@ def _fraction(text: str | float) -> float:
     return value
 
 
+def check_split_used(split: object, sources: dict[str, dict[str, Any]], data: object) -> None:
+    """ValueError when ``--split`` was given but no split was held out (every split has its own
+    file, so the option would be silently ignored)."""
+    if split is not None and not any("held_out" in entry for entry in sources.values()):
+        raise ValueError(f"--split holds out part of a single file (or of train when there is "
+                         f"no valid file), but {data} has its own valid and test files")
+
+
 def same_file(first: Path | None, second: Path | None) -> bool:
     """True when both paths exist and are one file (a link, or identical contents)."""
     if first is None or second is None:

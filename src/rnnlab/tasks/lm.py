@@ -34,6 +34,7 @@ from rnnlab.tasks.datafiles import (
     DEFAULT_HELD_OUT,
     SPLITS,
     add_split_option,
+    check_split_used,
     held_out_fractions,
     require_split_files,
     same_file,
@@ -82,8 +83,10 @@ def read_split_tokens(
     if not path.is_dir():
         parts = _split_text(read_text(path), level, fractions)
         sources = {"train": {"source": str(path)},
-                   "valid": {"source": f"{fractions['valid']:g} of {path} after train"},
-                   "test": {"source": f"{fractions['test']:g} of {path} at its end"}}
+                   "valid": {"source": f"{fractions['valid']:g} of {path} after train",
+                             "held_out": fractions["valid"]},
+                   "test": {"source": f"{fractions['test']:g} of {path} at its end",
+                            "held_out": fractions["test"]}}
         return parts, sources
     files = require_split_files(path, TEXT_SUFFIXES)
     tokens = {"train": tokenize(read_text(files["train"]), level)}
@@ -91,7 +94,8 @@ def read_split_tokens(
     if files["valid"] is None:
         held = _split_text(read_text(files["train"]), level, {"valid": fractions["valid"]})
         tokens["train"], tokens["valid"] = held["train"], held["valid"]
-        sources["valid"] = {"source": f"{fractions['valid']:g} of {files['train']} (its end)"}
+        sources["valid"] = {"source": f"{fractions['valid']:g} of {files['train']} (its end)",
+                            "held_out": fractions["valid"]}
     else:
         tokens["valid"] = tokenize(read_text(files["valid"]), level)
         sources["valid"] = {"source": str(files["valid"])}
@@ -205,6 +209,7 @@ class LanguageModelTask(Task):
         if data is not None:
             fractions = held_out_fractions(options.get("split"), DEFAULT_HELD_OUT["lm"])
             tokens, sources = read_split_tokens(data, level, fractions)
+            check_split_used(options.get("split"), sources, data)
         return cls(
             tokens,
             level=level,
