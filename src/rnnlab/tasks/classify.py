@@ -19,11 +19,8 @@ and labels (:meth:`ClassifyTask.use_evaluation_data`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import math
 from collections import Counter
-from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,23 +54,22 @@ from rnnlab.tasks.datafiles import (
     check_split_used,
     held_out_fractions,
     per_split_values,
-    require_split_files,
-    same_file,
 )
 from rnnlab.tasks.embeddings import load_word_vectors
 from rnnlab.tasks.models import INIT_RANGE, SequenceClassifier
 from rnnlab.tasks.synthetic import add_option, add_vocabulary_options
 from rnnlab.tasks.tabular import (
-    FORMATS,
     LABEL_COLUMNS,
     TEXT_COLUMNS,
+    Examples,
     Table,
+    garbage_collection_paused,
     pick_column,
+    read_examples,
     read_table,
+    table_examples,
 )
 from rnnlab.tasks.text import PADDING, UNKNOWN, Vocabulary, simple_words_of_texts
-
-Examples = list[tuple[list[str], str]]
 
 
 class ClassifyTask(Task):
@@ -441,79 +437,3 @@ class ClassifyTask(Task):
         frequent label."""
         targets = self.encoded(split).targets
         return {"accuracy": float(torch.bincount(targets).max()) / len(targets)}
-
-
-@contextlib.contextmanager
-def garbage_collection_paused() -> Iterator[None]:
-    """Run the body without the cyclic garbage collector (restored after)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def table_examples(table: Table, text_column: str, label_column: str) -> Examples:
-    """[(words, label), ...] of the rows; DataError naming the first row with an empty label."""
-    texts, labels = table.column(text_column), table.column(label_column)
-    for number, label in enumerate(labels, start=1):
-        if not label.strip():
-            raise DataError(f"{table.path}: data row {number} has an empty {label_column!r} "
-                            "label")
-    return list(zip(simple_words_of_texts(texts), (label.strip() for label in labels)))
-
-
-def read_examples(
-    data: Path,
-    text_columns: dict[str, str],
-    label_columns: dict[str, str],
-    fractions: dict[str, float],
-    seed: int,
-) -> tuple[dict[str, Examples], dict[str, dict[str, Any]]]:
-    """({"train", "valid", "test": [(words, label), ...]}, where each split came from).
-
-    ``text_columns``/``label_columns`` name a split's columns ({} or a missing split: the
-    default names). A split missing from a directory, or every held-out split of a single file,
-    is a seeded random ``fractions[split]`` of the training rows.
-    """
-    if data.is_dir():
-        files = require_split_files(data, FORMATS)
-    elif not data.exists():
-        raise DataError(f"data file not found: {data}")
-    else:
-        files = {"train": data, "valid": None, "test": None}
-    tables: dict[str, Examples] = {}
-    sources: dict[str, dict[str, Any]] = {}
-    for split, path in files.items():
-        if path is None:
-            continue
-        for earlier in SPLITS[: SPLITS.index(split)]:
-            if same_file(files[earlier], path) and earlier != "train":
-                tables[split] = tables[earlier]
-                sources[split] = dict(sources[earlier], source=str(path), same_as=earlier)
-                break
-        else:
-            table = read_table(path)
-            text = pick_column(table, text_columns.get(split), TEXT_COLUMNS, "text")
-            label = pick_column(table, label_columns.get(split), LABEL_COLUMNS, "label")
-            tables[split] = table_examples(table, text, label)
-            sources[split] = {"source": str(path), "rows": len(tables[split]),
-                              "text_column": text, "label_column": label}
-    train_source = sources["train"]
-    order = torch.randperm(len(tables["train"]), generator=step_generator(seed, -3)).tolist()
-    shuffled = [tables["train"][index] for index in order]
-    for split in ("test", "valid"):
-        if split in tables:
-            continue
-        held_out = max(1, round(fractions[split] * len(tables["train"])))
-        if len(shuffled) <= held_out:
-            raise DataError(f"{data} has too few rows ({len(tables['train'])}) to hold out "
-                            f"a {split} set")
-        tables[split], shuffled = shuffled[:held_out], shuffled[held_out:]
-        sources[split] = dict(train_source, rows=held_out, held_out=fractions[split],
-                              source=f"{fractions[split]:g} of {files['train']} held out")
-    tables["train"] = shuffled
-    sources["train"] = dict(train_source, rows=len(shuffled))
-    return tables, sources

@@ -1,19 +1,29 @@
-"""Reading labelled text rows from CSV, TSV or JSONL files with one-line errors."""
+"""Reading labelled text rows from CSV, TSV or JSONL files with one-line errors, and the
+classification splits (train, valid, test) of a file or a directory of them."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from rnnlab.errors import DataError
-from rnnlab.tasks.text import read_text
+from rnnlab.tasks.base import step_generator
+from rnnlab.tasks.datafiles import SPLITS, require_split_files, same_file
+from rnnlab.tasks.text import read_text, simple_words_of_texts
 
 FORMATS = (".csv", ".tsv", ".jsonl")
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "class", "sentiment", "target")
+Examples = list[tuple[list[str], str]]  # (words, label) per row
 
 
 @dataclass
@@ -98,3 +108,79 @@ def pick_column(
             return lowered[candidate.lower()]
     raise DataError(f"no {what} column found in {table.path}: name one with --{what}-column "
                     f"(columns: {', '.join(columns)})")
+
+
+@contextlib.contextmanager
+def garbage_collection_paused() -> Iterator[None]:
+    """Run the body without the cyclic garbage collector (restored after)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def table_examples(table: Table, text_column: str, label_column: str) -> Examples:
+    """[(words, label), ...] of the rows; DataError naming the first row with an empty label."""
+    texts, labels = table.column(text_column), table.column(label_column)
+    for number, label in enumerate(labels, start=1):
+        if not label.strip():
+            raise DataError(f"{table.path}: data row {number} has an empty {label_column!r} "
+                            "label")
+    return list(zip(simple_words_of_texts(texts), (label.strip() for label in labels)))
+
+
+def read_examples(
+    data: Path,
+    text_columns: dict[str, str],
+    label_columns: dict[str, str],
+    fractions: dict[str, float],
+    seed: int,
+) -> tuple[dict[str, Examples], dict[str, dict[str, Any]]]:
+    """({"train", "valid", "test": [(words, label), ...]}, where each split came from).
+
+    ``text_columns``/``label_columns`` name a split's columns ({} or a missing split: the
+    default names). A split missing from a directory, or every held-out split of a single file,
+    is a seeded random ``fractions[split]`` of the training rows.
+    """
+    if data.is_dir():
+        files = require_split_files(data, FORMATS)
+    elif not data.exists():
+        raise DataError(f"data file not found: {data}")
+    else:
+        files = {"train": data, "valid": None, "test": None}
+    tables: dict[str, Examples] = {}
+    sources: dict[str, dict[str, Any]] = {}
+    for split, path in files.items():
+        if path is None:
+            continue
+        for earlier in SPLITS[: SPLITS.index(split)]:
+            if same_file(files[earlier], path) and earlier != "train":
+                tables[split] = tables[earlier]
+                sources[split] = dict(sources[earlier], source=str(path), same_as=earlier)
+                break
+        else:
+            table = read_table(path)
+            text = pick_column(table, text_columns.get(split), TEXT_COLUMNS, "text")
+            label = pick_column(table, label_columns.get(split), LABEL_COLUMNS, "label")
+            tables[split] = table_examples(table, text, label)
+            sources[split] = {"source": str(path), "rows": len(tables[split]),
+                              "text_column": text, "label_column": label}
+    train_source = sources["train"]
+    order = torch.randperm(len(tables["train"]), generator=step_generator(seed, -3)).tolist()
+    shuffled = [tables["train"][index] for index in order]
+    for split in ("test", "valid"):
+        if split in tables:
+            continue
+        held_out = max(1, round(fractions[split] * len(tables["train"])))
+        if len(shuffled) <= held_out:
+            raise DataError(f"{data} has too few rows ({len(tables['train'])}) to hold out "
+                            f"a {split} set")
+        tables[split], shuffled = shuffled[:held_out], shuffled[held_out:]
+        sources[split] = dict(train_source, rows=held_out, held_out=fractions[split],
+                              source=f"{fractions[split]:g} of {files['train']} held out")
+    tables["train"] = shuffled
+    sources["train"] = dict(train_source, rows=len(shuffled))
+    return tables, sources
