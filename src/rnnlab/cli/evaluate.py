@@ -45,8 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def data_columns(args: argparse.Namespace) -> dict[str, str | None] | None:
     """{"text_column", "label_column"} given on the command line (None when neither is);
     ValueError when given without --data."""
-    columns = {"text_column": args.text_column, "label_column": getattr(args, "label_column",
-                                                                         None)}
+    columns = {"text_column": args.text_column, "label_column": args.label_column}
     if not any(columns.values()):
         return None
     if args.data is None:

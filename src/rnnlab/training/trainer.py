@@ -280,9 +280,10 @@ class Trainer:
             model = copy.deepcopy(self.model)
             model.load_state_dict(self.best_state)
         valid = self.best_valid if self.best_state is not None else self.last_valid[1]
-        # a test set that is the valid set's file is not scored twice
-        test = dict(valid) if self.task.same_as("test") == "valid" else self._evaluate(model,
-                                                                                          "test")
+        if self.task.same_as("test") == "valid":  # the valid file again: not scored twice
+            test = dict(valid)
+        else:
+            test = self._evaluate(model, "test")
         row = self._base_row("test")
         row.update({f"test_{key}": value for key, value in test.items()})
         self._emit(row)
