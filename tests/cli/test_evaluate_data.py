@@ -9,15 +9,9 @@ import json
 import pytest
 from run_testing import LABELS, TINY, model_probabilities, review_rows, write_table
 
+from cli_testing import one_line_error
 from cli_testing import run_cli as rnnlab
 from rnnlab.training import load_run
-
-
-def one_line_error(code: int, err: str) -> str:
-    assert code == 2
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 def predicted_labels(run, texts):

@@ -9,6 +9,7 @@ import json
 import pytest
 from run_testing import LABELS, model_probabilities, review_rows, write_table
 
+from cli_testing import one_line_error
 from cli_testing import run_cli as rnnlab
 
 TEXTS = ["the room was great", "", "awful and poor", "   ", "so so so fine and lovely",
@@ -19,13 +20,6 @@ KEPT = [text for text in TEXTS if text.strip()]
 def texts_file(path, texts=TEXTS):
     path.write_text("\n".join(texts) + "\n", encoding="utf-8")
     return path
-
-
-def one_line_error(code: int, err: str) -> str:
-    assert code == 2
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 def tsv_rows(out: str) -> tuple[list[str], list[list[str]]]:

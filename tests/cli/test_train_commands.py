@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 
+from cli_testing import one_line_error
 from cli_testing import run_cli as rnnlab
 from rnnlab.tasks import TASKS
 from rnnlab.training import load_run
@@ -57,7 +58,7 @@ def test_train_writes_run_directory_then_evaluate_reads_it(tmp_path, capsys) -> 
     assert code == 0, err
     assert f"run directory: {run}" in out and "test_mse" in out
     assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.jsonl", "checkpoints",
-                                               "results.json"}
+                                               "results.json", ".rnnlab-run", ".rnnlab-lock"}
     results = json.loads((run / "results.json").read_text())
     assert {"test_mse", "valid_mse", "chance_mse", "steps"} <= set(results)
     code, out, _ = rnnlab(capsys, "evaluate", str(run), "--json")
@@ -109,13 +110,6 @@ def test_language_model_trains_and_generates(tmp_path, capsys) -> None:
                             "--temperature", "0.8")
     assert code == 0, err
     assert out.startswith("the cat") and len(out.split()) == 7
-
-
-def one_line_error(code: int, err: str) -> str:
-    assert code == 2
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    return err
 
 
 @pytest.mark.parametrize("make_args, expected", [

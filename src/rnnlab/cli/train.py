@@ -143,6 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _option(run, "--resume", None, "continue the interrupted run in RUN_DIR exactly where it "
            "stopped (--steps/--epochs may extend it)", metavar="RUN_DIR")
     _option(run, "--quiet", None, "no progress display", action="store_true")
+    _option(run, "--force", None, "write into --out even if it is not empty and not a run of "
+           "this task (rnnlab's own files there are replaced, nothing else is deleted)",
+           action="store_true")
 
     tasks = parser.add_argument_group("task options (each applies to the tasks listed below)")
     for task_class in TASKS.values():
@@ -298,6 +301,7 @@ def _resume_config(run_dir: str, given: dict[str, Any]) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     """Train, print the run directory and the final metrics; returns the exit code."""
     given = _given(vars(args))
+    force = bool(given.pop("force", False))
     resume_dir = given.pop("resume", None)
     if resume_dir is not None:
         config = _resume_config(resume_dir, given)
@@ -318,7 +322,8 @@ def run(args: argparse.Namespace) -> int:
     callbacks = [] if quiet else [ProgressBar() if sys.stderr.isatty() else LogLines()]
     keep_freed_memory()
     try:
-        result = train(config, out, callbacks=callbacks, resume=resume_dir is not None)
+        result = train(config, out, callbacks=callbacks, resume=resume_dir is not None,
+                       force=force)
     except KeyboardInterrupt:
         print(f"rnnlab train: interrupted; continue with: rnnlab train --resume {out}",
               file=sys.stderr)

@@ -2,11 +2,15 @@
 
 A checkpoint is a dict of tensors and plain data saved with ``torch.save`` and read back with
 ``torch.load(weights_only=True)``, which refuses pickled objects other than tensors and builtin
-containers. A format marker tells rnnlab's checkpoints apart from any other file.
+containers. A format marker tells rnnlab's checkpoints apart from any other file, and a checksum
+of the content (every tensor's bytes, dtype and shape, and every plain value), written with it and
+verified on every load, tells a file changed after it was written (a flipped bit in a weight loads
+without complaint from ``torch.load``) from a good one. Checkpoints of version 1 have none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -18,7 +22,34 @@ import torch
 from rnnlab.errors import CheckpointError
 
 FORMAT = "rnnlab-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: with "checksum"
+
+
+def content_digest(value: Any) -> str:
+    """A BLAKE2b digest (hex) of nested dicts/lists/tuples of tensors and plain values: tensors
+    by dtype, shape and bytes, plain values by ``repr``, dict items in the order of their keys'
+    ``repr``."""
+    digest = hashlib.blake2b(digest_size=32)
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__[0]}{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"P{value!r};".encode())
 
 
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
@@ -50,8 +81,10 @@ def atomic_write_text(text: str, path: str | Path) -> None:
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
     """Save ``payload`` (tensors and plain data only) atomically, with the format marker added."""
+    content = {"format": FORMAT, "version": VERSION, **payload}
+    content["checksum"] = content_digest(content)
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    torch.save(content, buffer)
     atomic_write_bytes(buffer.getvalue(), path)
 
 
@@ -59,8 +92,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`, tensors on the CPU.
 
     Raises:
-        CheckpointError: one line, when the file is missing, truncated or corrupted, holds
-            anything but tensors and plain data, or is not an rnnlab checkpoint.
+        CheckpointError: one line, when the file is missing, truncated or corrupted (its checksum
+            does not match), holds anything but tensors and plain data, or is not an rnnlab
+            checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -80,6 +114,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: checkpoint format version {version!r} is newer than this rnnlab reads "
             f"({VERSION})"
         )
+    if version >= 2:
+        checksum = payload.pop("checksum", None)
+        if checksum != content_digest(payload):
+            raise CheckpointError(
+                f"{path}: checksum mismatch: the checkpoint was changed or corrupted after it was "
+                "written (restore it from a copy, or retrain)"
+            )
     return payload
 
 

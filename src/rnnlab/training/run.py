@@ -43,6 +43,7 @@ def train(
     callbacks: Sequence[Callback] | None = None,
     resume: bool = False,
     task: Task | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Train a model on ``config.task`` and evaluate it on the validation and test splits.
 
@@ -59,6 +60,8 @@ def train(
         resume: continue the run in ``out_dir`` from ``checkpoints/last.pt``; the finished run then
             has exactly the parameters an uninterrupted run would have.
         task: an already built task to train on (default: built from ``config``).
+        force: write into ``out_dir`` even when it is neither empty nor an rnnlab run of this
+            task (files rnnlab writes are replaced; nothing else is deleted).
 
     Returns:
         The final metrics, the history of logged rows, the run directory, the model and the task.
@@ -67,6 +70,8 @@ def train(
         ValueError / rnnlab.errors.DataError: bad options or data.
         rnnlab.errors.CheckpointError: ``resume`` with a missing, corrupted or foreign checkpoint.
         rnnlab.errors.TrainingDiverged: NaN/Inf persisted after ``config.max_rollbacks`` rollbacks.
+        rnnlab.training.rundir.RunDirectoryError: ``out_dir`` is someone else's, or another
+            process is writing it.
     """
     task_class = type(task) if task is not None else get_task(config.task)
     if config.data is not None:
@@ -88,7 +93,8 @@ def train(
     device_type = resolve_device(config.device).type
     context = DistributedContext.from_environment(device_type)
     try:
-        trainer = Trainer(config, task, out_dir=out_dir, callbacks=all_callbacks, context=context)
+        trainer = Trainer(config, task, out_dir=out_dir, callbacks=all_callbacks, context=context,
+                          force=force)
         try:
             return trainer.fit(resume=resume)
         finally:

@@ -28,6 +28,12 @@ from rnnlab.training.checkpoint import (
 from rnnlab.training.config import TrainConfig, save_config
 from rnnlab.training.distributed import DistributedContext, resolve_device
 from rnnlab.training.metrics import MetricsLog, TrainingWindow, clean_value
+from rnnlab.training.rundir import (
+    RunLock,
+    check_ownership,
+    remove_stale_temporaries,
+    write_marker,
+)
 
 GENERATED_EVAL_EVERY = 100  # evaluation interval for generated (infinite) data
 
@@ -62,6 +68,8 @@ class Trainer:
             to keep checkpoints in memory only.
         callbacks: hooks called on rank 0.
         context: the data-parallel context (default: single process).
+        force: write into ``out_dir`` even when it is not an rnnlab run of this task
+            (:mod:`rnnlab.training.rundir`); rnnlab still deletes nothing it did not write.
     """
 
     def __init__(
@@ -72,8 +80,11 @@ class Trainer:
         out_dir: str | Path | None = None,
         callbacks: Sequence[Callback] = (),
         context: DistributedContext | None = None,
+        force: bool = False,
     ) -> None:
         self.config = config
+        self.force = force
+        self.lock: RunLock | None = None
         self.task = task
         self.context = context if context is not None else DistributedContext()
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -121,20 +132,26 @@ class Trainer:
     def _prepare_directory(self, resume: bool) -> None:
         if self.out_dir is None or not self.context.is_main:
             return
-        if not resume and self.checkpoint_path.exists():
-            raise ValueError(
-                f"{self.out_dir} already holds a run; continue it with --resume {self.out_dir} "
-                "or choose another --out"
-            )
-        if self.out_dir.exists() and not self.out_dir.is_dir():
-            raise ValueError(f"{self.out_dir} exists and is not a directory")
-        (self.out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        check_ownership(self.out_dir, self.task.name, resume=resume, force=self.force)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(self.out_dir).acquire()
+        remove_stale_temporaries(self.out_dir)
+        write_marker(self.out_dir, self.task.name)
+        (self.out_dir / "checkpoints").mkdir(exist_ok=True)
         save_config(self.config, self.out_dir / "config.yaml")
 
     # ------------------------------------------------------------------------------ the loop
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train to ``total_steps`` (continuing from ``checkpoints/last.pt`` if ``resume``), run
         the final evaluation, and return the result."""
+        try:
+            return self._fit(resume)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    def _fit(self, resume: bool) -> TrainResult:
         self._prepare_directory(resume)
         if resume:
             self._load_resume_checkpoint()
