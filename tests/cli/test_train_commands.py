@@ -242,3 +242,19 @@ def test_inapplicable_or_non_positive_options_are_refused(tmp_path, capsys, make
                           "--out", str(tmp_path / "run"))
     assert expected in one_line_error(code, err)
     assert not (tmp_path / "run").exists()
+
+
+def test_interrupt_advice_depends_on_a_checkpoint_existing(tmp_path, capsys, monkeypatch) -> None:
+    import rnnlab.cli.train as train_command
+
+    def interrupted(config, out, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "train", interrupted)
+    out = tmp_path / "run"
+    code, _, err = rnnlab(capsys, "train", "adding", *TINY, "--out", str(out))
+    assert code == 130 and "nothing to resume" in err and "--resume" not in err
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "last.pt").write_bytes(b"x")
+    code, _, err = rnnlab(capsys, "train", "adding", *TINY, "--out", str(out))
+    assert code == 130 and f"continue with: rnnlab train --resume {out}" in err

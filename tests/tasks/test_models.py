@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnlab.tasks import TASKS, Batch, ModelConfig, detach_carry, get_task
-from rnnlab.tasks.models import LanguageModel, SequenceClassifier, pool
+from rnnlab.tasks.models import LanguageModel, SequenceClassifier, pool, tempered_probabilities
 
 
 def test_registry_has_every_task_and_names_unknown_ones():
@@ -68,3 +68,17 @@ def test_batch_shard_and_detach_carry():
     carry = detach_carry((hidden, [hidden]))
     assert not carry[0].requires_grad and not carry[1][0].requires_grad
     assert detach_carry(None) is None
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1e-40, 5e-324, 1e300])
+def test_tempered_probabilities_are_finite_for_every_positive_temperature(temperature) -> None:
+    logits = torch.tensor([1.0, 3.0, 3.0, -2.0])
+    probabilities = tempered_probabilities(logits, temperature)
+    assert torch.isfinite(probabilities).all()
+    assert float(probabilities.sum()) == pytest.approx(1.0)
+    if temperature == 1.0:
+        torch.testing.assert_close(probabilities, torch.softmax(logits.double(), dim=-1))
+    elif temperature < 1e-30:  # the argmax, ties shared
+        assert probabilities.tolist() == [0.0, 0.5, 0.5, 0.0]
+    else:
+        assert probabilities.tolist() == pytest.approx([0.25] * 4)

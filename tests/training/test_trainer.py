@@ -169,3 +169,11 @@ def test_progress_displays_show_loss_gradient_norm_and_throughput(toy_task_class
     assert lines[0].startswith("step 2/8 train: loss ") and "| |g| " in lines[0]
     assert "rollback at step 5: non-finite loss" in log_stream.getvalue()
     assert lines[-1].startswith("step 8/8 test: test_mse ")
+
+
+def test_a_run_in_which_no_step_updated_the_model_fails(toy_task_class) -> None:
+    task = toy_task_class(seed=3, loss_nan_steps=(0, 1, 2, 3))
+    with pytest.raises(TrainingDiverged, match=r"no step of the run updated the model: all 4 "
+                                               r"had a non-finite loss or gradient \(last: "
+                                               r"non-finite loss\)"):
+        train(toy_config(steps=4, max_rollbacks=10), None, task=task)

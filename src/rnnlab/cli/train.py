@@ -325,8 +325,11 @@ def run(args: argparse.Namespace) -> int:
         result = train(config, out, callbacks=callbacks, resume=resume_dir is not None,
                        force=force)
     except KeyboardInterrupt:
-        print(f"rnnlab train: interrupted; continue with: rnnlab train --resume {out}",
-              file=sys.stderr)
+        if (Path(out) / "checkpoints" / "last.pt").is_file():
+            advice = f"continue with: rnnlab train --resume {out}"
+        else:
+            advice = "it had not reached its first checkpoint, so there is nothing to resume"
+        print(f"rnnlab train: interrupted; {advice}", file=sys.stderr)
         return 130
     if result.path is not None and os.environ.get("RANK", "0") == "0":
         print(f"run directory: {result.path}")

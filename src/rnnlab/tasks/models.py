@@ -251,12 +251,21 @@ def sample_tokens(
         inputs = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
         logits, state = model(inputs)  # (1, T, V)
         for _ in range(length):
-            probabilities = torch.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)
+            probabilities = tempered_probabilities(logits[0, -1], temperature)  # (V,)
             token = int(torch.multinomial(probabilities, 1, generator=generator))
             sampled.append(token)
             inputs = torch.tensor([[token]], dtype=torch.long, device=device)  # (1, 1)
             logits, state = model(inputs, state=state)
     return sampled
+
+
+def tempered_probabilities(logits: Tensor, temperature: float) -> Tensor:
+    """softmax(logits / temperature) (V,) in float64 on the CPU, finite for every temperature
+    > 0: the logits are shifted so that their maximum is 0 before dividing, so a tiny temperature
+    gives the one-hot of the argmax (ties shared) instead of inf/inf."""
+    shifted = logits.detach().double().cpu()
+    shifted = shifted - shifted.max()  # ≤ 0: dividing can only reach -inf, whose exp is 0
+    return torch.softmax(shifted / temperature, dim=-1)
 
 
 def token_cross_entropy(

@@ -117,6 +117,7 @@ class Trainer:
         self.elapsed_before = 0.0
         self.window_seconds = 0.0
         self.snapshot: dict[str, Any] = {}
+        self.last_rollback_reason = "none"
 
     # ----------------------------------------------------------------------------- run files
     def _file(self, name: str) -> Path | None:
@@ -175,6 +176,12 @@ class Trainer:
                 self._take_snapshot()
                 self._save_last()
         self._save_last()
+        if self.updates == 0 and self.step > 0:
+            raise TrainingDiverged(
+                f"no step of the run updated the model: all {self.step} had a non-finite loss or "
+                f"gradient (last: {self.last_rollback_reason}); check the options (e.g. "
+                "--forget-bias, --lr) and the data"
+            )
         result = self._finish()
         self.context.barrier()
         return result
@@ -335,6 +342,7 @@ class Trainer:
 
     def _rollback(self, step: int, reason: str) -> None:
         self.rollbacks += 1
+        self.last_rollback_reason = reason
         if self.rollbacks > self.config.max_rollbacks:
             raise TrainingDiverged(
                 f"training diverged at step {step} ({reason}) after {self.config.max_rollbacks} "
