@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
+import signal
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ import yaml
 
 from rnnlab.errors import TrainingDiverged
 from rnnlab.training import Callback, LogLines, ProgressBar, TrainConfig, load_config, train
+from rnnlab.training.checkpoint import load_checkpoint
 
 TIMING_KEYS = {"elapsed", "tokens_per_second"}
 
@@ -177,3 +180,31 @@ def test_a_run_in_which_no_step_updated_the_model_fails(toy_task_class) -> None:
                                                r"had a non-finite loss or gradient \(last: "
                                                r"non-finite loss\)"):
         train(toy_config(steps=4, max_rollbacks=10), None, task=task)
+
+
+class SignalAt(Callback):
+    """Sends the process ``signum`` at the end of step ``step``."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        self.step, self.signum = step, signum
+
+    def on_step_end(self, trainer, step: int) -> None:
+        if step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_checkpoints_the_finished_step_so_resume_is_exact(tmp_path, toy_task_class,
+                                                                   signum) -> None:
+    config = toy_config(optimizer="adam", model={"hidden": 8, "dropout": 0.3},
+                        checkpoint_every=8)
+    reference = train(config, tmp_path / "whole", task=toy_task_class(seed=3))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", task=toy_task_class(seed=3),
+              callbacks=[SignalAt(4, signum)])
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["step"] == 5  # whole
+    assert signal.getsignal(signum) is not None  # the previous handler is back
+    resumed = train(config, tmp_path / "cut", task=toy_task_class(seed=3), resume=True)
+    expected, actual = parameters_of(reference.model), parameters_of(resumed.model)
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    assert resumed.metrics["test_mse"] == reference.metrics["test_mse"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +38,33 @@ from rnnlab.training.rundir import (
 )
 
 GENERATED_EVAL_EVERY = 100  # evaluation interval for generated (infinite) data
+
+
+class StopRequests:
+    """While active (in the main thread), SIGINT and SIGTERM only set :attr:`requested`, so the
+    loop can finish its step and checkpoint before stopping; a second signal interrupts at once.
+    Off in data-parallel runs, whose processes must stop at the same step."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequests:
+        if self.enabled:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
 
 @dataclass
@@ -162,19 +191,23 @@ class Trainer:
         self.started = time.perf_counter()
         for callback in self.callbacks:
             callback.on_train_start(self)
-        while self.step < self.total_steps:
-            step = self.step
-            self._train_step(step)
-            self.step = step + 1
-            for callback in self.callbacks:
-                callback.on_step_end(self, step)
-            if self.step % self.config.log_every == 0 or self.step == self.total_steps:
-                self._log_window()
-            if self.step % self.eval_every == 0:
-                self._evaluate_valid(update_schedule=True)
-            if self.step % self.checkpoint_every == 0 and self.step < self.total_steps:
-                self._take_snapshot()
-                self._save_last()
+        with StopRequests(enabled=not self.context.enabled) as stop:
+            while self.step < self.total_steps:
+                step = self.step
+                self._train_step(step)
+                self.step = step + 1
+                for callback in self.callbacks:
+                    callback.on_step_end(self, step)
+                if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                    self._log_window()
+                if self.step % self.eval_every == 0:
+                    self._evaluate_valid(update_schedule=True)
+                if stop.requested:  # Ctrl-C / SIGTERM: the step is whole; keep it, then stop
+                    self._save_last()
+                    raise KeyboardInterrupt
+                if self.step % self.checkpoint_every == 0 and self.step < self.total_steps:
+                    self._take_snapshot()
+                    self._save_last()
         self._save_last()
         if self.updates == 0 and self.step > 0:
             raise TrainingDiverged(
