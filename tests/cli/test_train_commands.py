@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+import yaml
 
 from cli_testing import one_line_error
 from cli_testing import run_cli as rnnlab
@@ -258,3 +259,27 @@ def test_interrupt_advice_depends_on_a_checkpoint_existing(tmp_path, capsys, mon
     (out / "checkpoints" / "last.pt").write_bytes(b"x")
     code, _, err = rnnlab(capsys, "train", "adding", *TINY, "--out", str(out))
     assert code == 130 and f"continue with: rnnlab train --resume {out}" in err
+
+
+def test_resume_takes_a_new_lr_clip_and_max_rollbacks_and_records_them(tmp_path,
+                                                                        capsys) -> None:
+    out = tmp_path / "run"
+    base = ["adding", "--length", "5", "--hidden", "4", "--batch-size", "4", "--quiet",
+            "--device", "cpu", "--optimizer", "adam", "--lr", "0.01", "--log-every", "2",
+            "--eval-every", "2"]
+    code, _, err = rnnlab(capsys, "train", *base, "--steps", "4", "--out", str(out))
+    assert code == 0, err
+    code, _, err = rnnlab(capsys, "train", "--resume", str(out), "--steps", "8", "--lr", "0.05",
+                          "--clip", "1", "--max-rollbacks", "7", "--quiet")
+    assert code == 0, err
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert (config["lr"], config["clip"], config["max_rollbacks"]) == (0.05, 1.0, 7)
+    assert config["resumes"][0]["changed"] == {"lr": [0.01, 0.05], "clip": [5.0, 1.0],
+                                               "max_rollbacks": [5, 7]}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    lrs = {row["step"]: row["lr"] for row in rows if row.get("split") == "train"}
+    assert lrs[4] == pytest.approx(0.01) and lrs[8] == pytest.approx(0.05)
+    code, _, err = rnnlab(capsys, "train", "--resume", str(out), "--steps", "10", "--lr", "0.05",
+                          "--quiet")
+    assert code == 0, err  # the same lr again changes nothing and is not recorded
+    assert len(yaml.safe_load((out / "config.yaml").read_text())["resumes"]) == 1

@@ -27,7 +27,8 @@ TRAINING_KEYS = ("data", "seq_len", "optimizer", "lr", "steps", "epochs", "batch
                  "seed", "eval_every", "log_every", "checkpoint_every", "plateau_factor",
                  "max_rollbacks", "lr_decay_on_rollback", "device")
 CLI_ONLY_KEYS = ("out", "quiet")  # how to run, not what to train; also allowed in --config files
-RESUME_OVERRIDES = ("steps", "epochs", "device", "quiet")
+RESUME_OVERRIDES = ("steps", "epochs", "device", "quiet", "lr", "clip", "max_rollbacks")
+RECOVERY_OPTIONS = ("lr", "clip", "max_rollbacks")  # what a diverged run may resume with
 SWITCHES = ("quiet", "freeze_embeddings")  # on/off options whose "off" is their absence
 
 
@@ -189,7 +190,8 @@ def _config_file_options(path: str) -> dict[str, Any]:
     """Options read from a YAML file, checked with the same types and choices as the CLI."""
     values = read_yaml(path)
     flat: dict[str, Any] = {}
-    values.pop("splits", None)  # a run's record of its data, not an option
+    values.pop("splits", None)  # a run's records of its data and resumes, not options
+    values.pop("resumes", None)
     for key, value in values.items():  # the nested layout of a run's config.yaml is accepted too
         if key in ("model", "task_options") and isinstance(value, dict):
             flat.update(value)
@@ -287,10 +289,18 @@ def _resume_config(run_dir: str, given: dict[str, Any]) -> TrainConfig:
     if extra:
         raise ValueError(
             f"--resume continues {run_dir} with its saved configuration; {_flag(extra[0])} cannot "
-            "be changed (only --steps, --epochs, --device and --quiet can)"
+            "be changed (only --steps, --epochs, --device, --quiet, --lr, --clip and "
+            "--max-rollbacks can)"
         )
     changes: dict[str, Any] = {key: given[key] for key in ("steps", "epochs", "device")
                                if key in given}
+    recovery = {key: given[key] for key in RECOVERY_OPTIONS
+                if key in given and given[key] != getattr(config, key)}
+    if recovery:  # recorded: the run is no longer the one its first options describe
+        changes.update(recovery)
+        entry = {"resumed": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 "changed": {key: [getattr(config, key), value] for key, value in recovery.items()}}
+        changes["resumes"] = [*(config.resumes or []), entry]
     if "steps" in changes:
         changes["epochs"] = None
     elif "epochs" in changes:

@@ -52,6 +52,8 @@ class TrainConfig:
         device: "auto" (CUDA when available), "cpu" or "cuda".
         splits: where each split's data came from ({split: {"source", "rows"/"tokens", ...}}),
             recorded by :func:`rnnlab.training.train`; not an option (ignored as input).
+        resumes: the resumes that changed ``lr``, ``clip`` or ``max_rollbacks``
+            ([{"resumed": time, "changed": {option: [old, new]}}]); not an option.
     """
 
     task: str
@@ -74,6 +76,7 @@ class TrainConfig:
     lr_decay_on_rollback: float = 0.5
     device: str = "auto"
     splits: dict[str, Any] | None = None
+    resumes: list[dict[str, Any]] | None = None
 
     @classmethod
     def for_task(cls, task: str, **given: Any) -> TrainConfig:

@@ -379,7 +379,8 @@ class Trainer:
         if self.rollbacks > self.config.max_rollbacks:
             raise TrainingDiverged(
                 f"training diverged at step {step} ({reason}) after {self.config.max_rollbacks} "
-                "rollbacks; lower --lr, set --clip, or raise --max-rollbacks"
+                "rollbacks; lower --lr, set --clip, or raise --max-rollbacks (with --resume RUN "
+                "to continue from the last checkpoint)"
             )
         current_lr = optim.learning_rate(self.optimizer)
         self.model.load_state_dict(self.snapshot["model"])
@@ -444,6 +445,9 @@ class Trainer:
             self.task.load_state_dict(state["task_state"])
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            if float(state["config"]["lr"]) != float(self.config.lr):  # --resume --lr NEW
+                for group in self.optimizer.param_groups:
+                    group["lr"] = float(self.config.lr)
             if self.schedule is not None and state["schedule"] is not None:
                 self.schedule.load_state_dict(state["schedule"])
             self.step = int(state["step"])
