@@ -4,6 +4,8 @@ files, and checkpoint checksums (issue 12's first items)."""
 from __future__ import annotations
 
 import io
+import os
+import stat
 import subprocess
 import sys
 
@@ -165,3 +167,15 @@ def test_evaluate_reports_a_corrupted_checkpoint_in_one_line(tmp_path, capsys) -
     flip_a_bit_of(best, float(first.reshape(-1)[0]))
     code, _, err = run_cli(capsys, "evaluate", str(out))
     assert "checksum mismatch" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_run_files_follow_the_umask(tmp_path, umask) -> None:
+    from rnnlab.training.checkpoint import atomic_write_text
+
+    previous = os.umask(umask)
+    try:
+        atomic_write_text("x\n", tmp_path / "results.json")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o666 & ~umask

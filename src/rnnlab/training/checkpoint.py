@@ -52,11 +52,19 @@ def _feed(digest: Any, value: Any) -> None:
         digest.update(f"P{value!r};".encode())
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(data: bytes, path: str | Path) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
 
     The bytes go to a temporary file in the same directory, which is flushed to disk and then
-    renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows).
+    renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows). The file gets the mode
+    an ordinary ``open`` would give it (0666 less the umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +72,8 @@ def atomic_write_bytes(data: bytes, path: str | Path) -> None:
         prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
     )
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a run's files follow the umask instead
+            os.fchmod(descriptor, 0o666 & ~current_umask())
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
