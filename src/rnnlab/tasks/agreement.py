@@ -37,7 +37,13 @@ from torch import nn
 
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating
 from rnnlab.tasks.models import SequenceClassifier
-from rnnlab.tasks.synthetic import SyntheticTask, add_option, pad_sequences, positive_option
+from rnnlab.tasks.synthetic import (
+    SyntheticTask,
+    add_option,
+    integer_option,
+    pad_sequences,
+    positive_option,
+)
 
 NOUNS = (
     ("dog", "dogs"), ("cat", "cats"), ("author", "authors"), ("teacher", "teachers"),
@@ -163,12 +169,8 @@ class AgreementTask(SyntheticTask):
         super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
         if max_attractors < 0:
             raise ValueError(f"--max-attractors must be >= 0, got {max_attractors}")
-        if train_max_nouns is not None and (
-            isinstance(train_max_nouns, bool) or not isinstance(train_max_nouns, int)
-            or train_max_nouns < 0
-        ):
-            raise ValueError(f"--train-max-nouns must be a non-negative integer, got "
-                             f"{train_max_nouns!r}")
+        if train_max_nouns is not None:
+            integer_option(train_max_nouns, "--train-max-nouns", minimum=0)
         if train_max_nouns is not None and train_distribution == "balanced":
             raise ValueError("--train-max-nouns applies to the natural training distribution "
                              "only (balanced training follows the evaluation sets)")

@@ -57,7 +57,7 @@ from rnnlab.tasks.datafiles import (
 )
 from rnnlab.tasks.embeddings import load_word_vectors
 from rnnlab.tasks.models import INIT_RANGE, SequenceClassifier
-from rnnlab.tasks.synthetic import add_option, add_vocabulary_options
+from rnnlab.tasks.synthetic import add_option, add_vocabulary_options, padded_from_flat
 from rnnlab.tasks.tabular import (
     LABEL_COLUMNS,
     TEXT_COLUMNS,
@@ -341,9 +341,7 @@ class ClassifyTask(Task):
                 for words in texts]
         flat = self.vocabulary.encode(chain.from_iterable(rows))  # one pass over every word
         lengths = torch.tensor([len(words) for words in rows], dtype=torch.long)  # (N,)
-        ids = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long)  # (N, T); <pad> 0
-        ids[torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)] = torch.tensor(flat)
-        return ids, lengths
+        return padded_from_flat(flat, lengths, self.vocabulary.index[PADDING]), lengths
 
     def encoded(self, split: str) -> Batch:
         """All examples of a split: inputs (N, T) padded ids, lengths (N,), targets (N,)."""

@@ -89,14 +89,16 @@ def read_split_tokens(
                             "held_out": fractions["test"]}}
         return parts, sources
     files = require_split_files(path, TEXT_SUFFIXES)
-    tokens = {"train": tokenize(read_text(files["train"]), level)}
+    train_text = read_text(files["train"])
+    tokens: dict[str, list[str]] = {}
     sources: dict[str, dict[str, Any]] = {"train": {"source": str(files["train"])}}
     if files["valid"] is None:
-        held = _split_text(read_text(files["train"]), level, {"valid": fractions["valid"]})
+        held = _split_text(train_text, level, {"valid": fractions["valid"]})
         tokens["train"], tokens["valid"] = held["train"], held["valid"]
         sources["valid"] = {"source": f"{fractions['valid']:g} of {files['train']} (its end)",
                             "held_out": fractions["valid"]}
     else:
+        tokens["train"] = tokenize(train_text, level)
         tokens["valid"] = tokenize(read_text(files["valid"]), level)
         sources["valid"] = {"source": str(files["valid"])}
     if same_file(files["valid"], files["test"]):
@@ -265,13 +267,11 @@ class LanguageModelTask(Task):
         for split, source in self.sources.items():
             if split not in self.tokens:
                 continue
-            stream = self.stream(split)
-            literal = sum(token == UNKNOWN for token in self.tokens[split])
-            unknown = int((stream == self._vocabulary().unknown_id).sum())
-            count = max(stream.numel(), 1)
-            described[split] = {**source, "tokens": stream.numel(),
-                                "unk_share": unknown / count,
-                                "unseen_share": (unknown - literal) / count}
+            count = self.stream(split).numel()
+            literal = sum(token == UNKNOWN for token in self.tokens[split]) / max(count, 1)
+            unknown = self.unk_share(split)
+            described[split] = {**source, "tokens": count, "unk_share": unknown,
+                                "unseen_share": unknown - literal}
         return described
 
     def same_as(self, split: str) -> str | None:

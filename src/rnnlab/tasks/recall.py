@@ -23,7 +23,14 @@ from torch import nn
 
 from rnnlab.tasks.base import Batch, ModelConfig, StepOutput, evaluating
 from rnnlab.tasks.models import LanguageModel, sample_tokens, token_cross_entropy
-from rnnlab.tasks.synthetic import SyntheticTask, add_option, choice, pad_sequences, positive_option
+from rnnlab.tasks.synthetic import (
+    SyntheticTask,
+    add_option,
+    choice,
+    integer_option,
+    pad_sequences,
+    positive_option,
+)
 
 ITEMS = ("tickets", "letters", "photos", "essay", "receipt", "map", "recipe", "invoice",
          "poster", "report", "slides", "notes")
@@ -86,14 +93,9 @@ class RecallTask(SyntheticTask):
         super().__init__(seed=seed, valid_size=valid_size, test_size=test_size)
         if not distances or min(distances) < 0:
             raise ValueError(f"--distances must be non-negative integers, got {distances}")
-        if isinstance(items, bool) or not isinstance(items, int) or not 2 <= items <= len(ITEMS):
-            raise ValueError(f"--items must be an integer from 2 to {len(ITEMS)}, got {items!r}")
-        if distractor_choices is not None and (
-            isinstance(distractor_choices, bool) or not isinstance(distractor_choices, int)
-            or distractor_choices < 1
-        ):
-            raise ValueError(f"--distractor-choices must be a positive integer, got "
-                             f"{distractor_choices!r}")
+        integer_option(items, "--items", 2, len(ITEMS))
+        if distractor_choices is not None:
+            integer_option(distractor_choices, "--distractor-choices")
         if isinstance(distance_decay, bool) or not isinstance(distance_decay, (int, float)) \
                 or not 0.0 < distance_decay <= 1.0:
             raise ValueError(f"--distance-decay must be a number in (0, 1], got "

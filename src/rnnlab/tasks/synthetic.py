@@ -38,15 +38,25 @@ def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
                     "(default: 1)")
 
 
+def integer_option(value: Any, flag: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) in [minimum, maximum]; else a one-line ValueError,
+    e.g. "--items must be an integer from 2 to 8, got 9"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+        maximum is not None and value > maximum
+    ):
+        if maximum is not None:
+            wanted = f"an integer from {minimum} to {maximum}"
+        else:
+            wanted = {1: "a positive integer", 0: "a non-negative integer"}.get(
+                minimum, f"an integer of at least {minimum}")
+        raise ValueError(f"{flag} must be {wanted}, got {value!r}")
+    return value
+
+
 def positive_option(options: dict[str, Any], key: str, default: int) -> int:
     """``options[key]`` (``default`` when missing or None), checked to be a positive integer."""
     value = options.get(key)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        flag = "--" + key.replace("_", "-")
-        raise ValueError(f"{flag} must be a positive integer, got {value!r}")
-    return value
+    return integer_option(default if value is None else value, "--" + key.replace("_", "-"))
 
 
 def pad_sequences(sequences: list[list[int]], padding: int = 0) -> tuple[Tensor, Tensor]:
@@ -56,12 +66,18 @@ def pad_sequences(sequences: list[list[int]], padding: int = 0) -> tuple[Tensor,
     more than the model's step for short rows.
     """
     lengths = torch.tensor([len(sequence) for sequence in sequences], dtype=torch.long)  # (B,)
+    flat = [token for sequence in sequences for token in sequence]
+    return padded_from_flat(flat, lengths, padding), lengths  # (B, T), (B,)
+
+
+def padded_from_flat(flat: list[int], lengths: Tensor, padding: int = 0) -> Tensor:
+    """The rows' ids concatenated in ``flat`` (sum(lengths),) → ids (B, max length) int64,
+    right-padded with ``padding``."""
     width = int(lengths.max())
-    flat = torch.tensor([token for sequence in sequences for token in sequence],
-                        dtype=torch.long)
-    ids = torch.full((len(sequences), width), padding, dtype=torch.long)  # (B, T)
-    ids[torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)] = flat
-    return ids, lengths
+    ids = torch.full((lengths.numel(), width), padding, dtype=torch.long)  # (B, T)
+    ids[torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)] = torch.tensor(
+        flat, dtype=torch.long)
+    return ids
 
 
 def choice(generator: torch.Generator, options: Sequence[str]) -> str:

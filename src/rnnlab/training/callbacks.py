@@ -54,6 +54,12 @@ def describe_row(row: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+def print_data_line(trainer: Trainer, stream: TextIO) -> None:
+    """``data: train = … · valid = … · test = …`` when the run records where its data came from."""
+    if trainer.config.splits:
+        print(f"data: {describe_splits(trainer.config.splits)}", file=stream, flush=True)
+
+
 class ProgressBar(Callback):
     """A tqdm bar over the training steps showing the latest training and validation row."""
 
@@ -63,8 +69,7 @@ class ProgressBar(Callback):
         self.latest: dict[str, str] = {}
 
     def on_train_start(self, trainer: Trainer) -> None:
-        if trainer.config.splits:
-            print(f"data: {describe_splits(trainer.config.splits)}", file=self.stream)
+        print_data_line(trainer, self.stream)
         self.bar = tqdm(
             total=trainer.total_steps,
             initial=trainer.step,
@@ -113,9 +118,7 @@ class LogLines(Callback):
         self.stream = stream if stream is not None else sys.stderr
 
     def on_train_start(self, trainer: Trainer) -> None:
-        if trainer.config.splits:
-            print(f"data: {describe_splits(trainer.config.splits)}", file=self.stream,
-                  flush=True)
+        print_data_line(trainer, self.stream)
 
     def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if row.get("event") == "rollback":

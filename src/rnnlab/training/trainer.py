@@ -222,9 +222,16 @@ class Trainer:
     def _train_step(self, step: int) -> None:
         started = time.perf_counter()
         context = self.context
-        batch = self.task.train_batch(
+        host_batch = self.task.train_batch(
             step, self.config.batch_size, rank=context.rank, world_size=context.world_size
-        ).to(self.device)
+        )
+        # real tokens, counted on the host copy (no device sync): padding is not throughput
+        if host_batch.lengths is not None:
+            tokens = int(host_batch.lengths.sum())
+        else:
+            inputs = host_batch.inputs
+            tokens = int(inputs.shape[0] * (inputs.shape[1] if inputs.dim() > 1 else 1))
+        batch = host_batch.to(self.device)
         self.model.train()
         output = self.task.step(self.model, batch, self.carry)
         loss = output.loss
@@ -258,11 +265,6 @@ class Trainer:
         clipped = self.config.clip is not None and grad_norm > self.config.clip
         self.updates += 1
         self.clipped_updates += int(clipped)
-        inputs = batch.inputs
-        if batch.lengths is not None:  # real tokens: padding is not throughput
-            tokens = int(batch.lengths.sum())
-        else:
-            tokens = int(inputs.shape[0] * (inputs.shape[1] if inputs.dim() > 1 else 1))
         metrics = {key: float(value) for key, value in output.metrics.items()}
         self.window.add(loss_value, total_count, tokens * context.world_size, metrics,
                         grad_norm, clipped)
