@@ -49,11 +49,14 @@ class MetricsLog:
         if self.path is not None:
             atomic_write_text("", self.path)
 
-    def resume_at(self, step: int) -> None:
-        """Load the rows already in the file, dropping those logged after step ``step``.
+    def resume_at(self, step: int, rows: int | None = None) -> None:
+        """Load the rows already in the file, keeping only those the checkpoint had seen.
 
-        Rows written after the checkpoint the run resumes from describe steps that will be
-        trained again, so the file ends up as an uninterrupted run would have written it.
+        Rows written after the checkpoint the run resumes from describe work that will be done
+        again (steps trained again, the final evaluation repeated), so the file ends up as an
+        uninterrupted run would have written it. ``rows``, the number of rows logged when the
+        checkpoint was written, says exactly which; checkpoints that do not record it keep the
+        rows of steps up to ``step``.
         """
         if self.path is None or not self.path.is_file():
             return
@@ -65,7 +68,11 @@ class MetricsLog:
                 row = json.loads(line)
             except json.JSONDecodeError:  # a line cut short by the interruption
                 continue
-            if isinstance(row, dict) and int(row.get("step", 0)) <= step:
+            if not isinstance(row, dict):
+                continue
+            if rows is not None and len(kept) >= rows:
+                break
+            if rows is not None or int(row.get("step", 0)) <= step:
                 kept.append(row)
         self.rows = kept
         atomic_write_text("".join(json.dumps(row) + "\n" for row in kept), self.path)
@@ -107,6 +114,19 @@ class TrainingWindow:
         self.grad_norm_sum += grad_norm
         self.grad_norm_max = max(self.grad_norm_max, grad_norm)
         self.clipped += int(clipped)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The window's sums, for a checkpoint written between two logged rows."""
+        return {key: (dict(value) if isinstance(value, dict) else value)
+                for key, value in vars(self).items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the window saved by :meth:`state_dict`."""
+        self.reset()
+        for key in vars(self):
+            if key in state:
+                value = state[key]
+                setattr(self, key, dict(value) if isinstance(value, dict) else value)
 
     def summary(self) -> dict[str, float]:
         """Averages over the window: loss, task metrics, grad_norm, grad_norm_max, clipped."""

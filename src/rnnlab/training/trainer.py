@@ -432,8 +432,14 @@ class Trainer:
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             },
             "best_valid": dict(self.best_valid),
+            "last_valid": None if self.last_valid is None else list(self.last_valid),
             "counters": {"updates": self.updates, "clipped_updates": self.clipped_updates,
                          "elapsed": self.elapsed()},
+            # the log as it stands and the open training window, so that a resumed run logs
+            # exactly the rows an uninterrupted one does
+            "log_rows": len(self.log.rows),
+            "window": self.window.state_dict(),
+            "window_seconds": self.window_seconds,
         })
         save_checkpoint(payload, self.checkpoint_path)
 
@@ -470,10 +476,18 @@ class Trainer:
         self.updates = int(counters["updates"])
         self.clipped_updates = int(counters["clipped_updates"])
         self.elapsed_before = float(counters["elapsed"])
+        # checkpoints written before the window was saved resume with an empty one
+        if isinstance(state.get("window"), dict):
+            self.window.load_state_dict(state["window"])
+            self.window_seconds = float(state.get("window_seconds", 0.0))
+        last_valid = state.get("last_valid")
+        if isinstance(last_valid, list) and len(last_valid) == 2:
+            self.last_valid = (int(last_valid[0]), dict(last_valid[1]))
         if self.best_step is not None:
             best_path = self.out_dir / "checkpoints" / "best.pt"
             if self.best_step == self.step:
                 self.best_state = copy.deepcopy(self.model.state_dict())
             elif best_path.is_file():
                 self.best_state = load_checkpoint(best_path)["model"]
-        self.log.resume_at(self.step)
+        log_rows = state.get("log_rows")
+        self.log.resume_at(self.step, int(log_rows) if isinstance(log_rows, int) else None)
