@@ -39,12 +39,14 @@ class ToyTask(Task):
 
     def __init__(self, *, seed: int = 0, length: int = 6, epoch_steps: int | None = None,
                  loss_nan_steps: tuple[int, ...] = (), grad_nan_steps: tuple[int, ...] = (),
+                 grad_huge_steps: tuple[int, ...] = (),
                  scripted_valid: tuple[float, ...] = ()) -> None:
         self.seed = seed
         self.length = length
         self.epoch_steps = epoch_steps
         self.loss_nan_steps = set(loss_nan_steps)
         self.grad_nan_steps = set(grad_nan_steps)
+        self.grad_huge_steps = set(grad_huge_steps)
         self.scripted_valid = list(scripted_valid)
         self.current_step = -1
         self.fixed = {split: self._make(step_generator(seed + offset, 0), 16)
@@ -82,6 +84,10 @@ class ToyTask(Task):
         if model.training and self.current_step in self.grad_nan_steps:
             # value 0, gradient NaN (d sqrt(x)/dx at 0 is inf, times 0) for the read-out bias
             loss = loss + torch.sqrt(model.readout.bias.sum() * 0.0)
+        if model.training and self.current_step in self.grad_huge_steps:
+            # every gradient of the read-out weight is 1e38: finite, but their norm overflows
+            loss = loss + (model.readout.weight * 1e38).sum() * 0.0 + (
+                model.readout.weight.sum() * 1e38 - (model.readout.weight.sum() * 1e38).detach())
         return StepOutput(loss=loss, count=len(batch), metrics={}, carry=state)
 
     def evaluate(self, model: nn.Module, split: str, batch_size: int) -> dict[str, float]:

@@ -34,7 +34,8 @@ class Payload:
     (b"", "corrupted or unreadable"),
     (b"\x00garbage bytes that are no zip archive", "corrupted or unreadable"),
     ("foreign", "not an rnnlab checkpoint"),
-    ("pickle", "corrupted or unreadable"),
+    ("pickle", "corrupted or unreadable"),  # protocol 4 framing: refused before any object
+    ("global", "refused: .* could run code"),
     ("future", "newer than this rnnlab reads"),
 ])
 def test_bad_checkpoints_raise_one_line(tmp_path, content, message) -> None:
@@ -44,6 +45,8 @@ def test_bad_checkpoints_raise_one_line(tmp_path, content, message) -> None:
     elif content == "pickle":
         with path.open("wb") as handle:
             pickle.dump({"format": "rnnlab-checkpoint", "version": 1, "x": Payload()}, handle)
+    elif content == "global":  # a pickle naming a callable, in torch's own protocol
+        path.write_bytes(pickle.dumps({"x": Payload()}, protocol=2))
     elif content == "future":
         torch.save({"format": "rnnlab-checkpoint", "version": 99}, path)
     else:

@@ -19,52 +19,9 @@ from rnnlab.cli import main
 from rnnlab.training.checkpoint import load_checkpoint
 
 TIMING_KEYS = {"elapsed", "tokens_per_second", "wall_time_s"}
+DRIVER = Path(__file__).with_name("kill_driver.py")
 STEPS = 24
 
-# Runs the CLI in a child process that kills itself with SIGKILL at one point:
-#   step:K     after training step K (0-based) finished
-#   fsync:N    at the N-th fsync of an atomic write: the temporary file is whole, not renamed yet
-#   metrics:N  halfway through writing the N-th metrics row
-DRIVER = r"""
-import os, signal, sys
-from rnnlab.cli import main
-from rnnlab.training import checkpoint, metrics, trainer
-
-kind, _, number = sys.argv[1].partition(":")
-number = int(number)
-calls = [0]
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-if kind == "step":
-    original_step = trainer.Trainer._train_step
-    def train_step(self, step):
-        original_step(self, step)
-        if step == number:
-            die()
-    trainer.Trainer._train_step = train_step
-elif kind == "fsync":
-    original_fsync = os.fsync
-    def fsync(descriptor):
-        calls[0] += 1
-        if calls[0] == number:
-            die()
-        original_fsync(descriptor)
-    checkpoint.os.fsync = fsync
-elif kind == "metrics":
-    original_append = metrics.MetricsLog.append
-    def append(self, row):
-        calls[0] += 1
-        if calls[0] == number and self.path is not None:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write('{"step": ')
-                handle.flush()
-            die()
-        return original_append(self, row)
-    metrics.MetricsLog.append = append
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def train_arguments(data: Path, out: Path) -> list[str]:
@@ -87,9 +44,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     reference = root / "reference"
     assert main(train_arguments(data, reference)) == 0
-    driver = root / "driver.py"
-    driver.write_text(DRIVER, encoding="utf-8")
-    return data, reference, driver
+    return data, reference, DRIVER
 
 
 def run_record(run: Path) -> tuple[dict[str, torch.Tensor], list[dict], dict]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +41,29 @@ def test_two_processes_match_one(tmp_path) -> None:
     assert parallel["step"] == single["step"] == 6
     for name, tensor in single["model"].items():
         torch.testing.assert_close(parallel["model"][name], tensor, atol=1e-6, rtol=1e-5)
+
+
+def test_a_killed_peer_is_reported_in_one_line_by_the_survivor(tmp_path) -> None:
+    # Two processes started by hand (torchrun would stop the survivor itself); process 1 is
+    # killed with SIGKILL after its third step.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = str(Path(rnnlab.__file__).resolve().parents[1])
+    arguments = ["train", *OPTIONS, "--steps", "400", "--out", str(tmp_path / "run")]
+    driver = Path(__file__).with_name("kill_driver.py")
+    processes = []
+    for rank, prefix in ((0, ["-m", "rnnlab"]), (1, [str(driver), "step:2"])):
+        environment = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+                       "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": "0",
+                       "OMP_NUM_THREADS": "1",
+                       "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
+        processes.append(subprocess.Popen([sys.executable, *prefix, *arguments], env=environment,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+    survivor, _ = (process.communicate(timeout=300) for process in processes)
+    assert processes[1].returncode == -signal.SIGKILL
+    assert processes[0].returncode == 2, survivor[1][-2000:]
+    lines = survivor[1].strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in survivor[1]
+    assert "lost contact with the other processes" in lines[0]

@@ -135,6 +135,13 @@ def test_nan_gradient_names_the_parameter(toy_task_class) -> None:
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
 
 
+def test_an_overflowing_gradient_norm_is_named_as_such(toy_task_class) -> None:
+    task = toy_task_class(seed=3, grad_huge_steps=(3,))
+    result = train(toy_config(), None, task=task)
+    reasons = [row["reason"] for row in result.history if row.get("event") == "rollback"]
+    assert len(reasons) == 1 and reasons[0].startswith("gradient norm overflowed")
+
+
 def test_gives_up_after_max_rollbacks(toy_task_class) -> None:
     task = toy_task_class(seed=3, loss_nan_steps=tuple(range(2, 12)))
     with pytest.raises(TrainingDiverged, match=r"step 5 .*after 3 rollbacks"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -66,6 +67,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"rnnlab {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as error:
+        if not _out_of_memory(error):
+            raise
+        detail = _allocation_size(str(error))
+        print(f"rnnlab {args.command}: error: out of memory{detail}; lower the sizes (--hidden, "
+              "--batch-size, --seq-len) or the data's size", file=sys.stderr)
+        return 2
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation failure (Python's, or PyTorch's on the CPU or GPU)."""
+    if isinstance(error, MemoryError):
+        return True
+    torch = sys.modules.get("torch")  # not imported: not one of its errors
+    out_of_memory = getattr(torch, "OutOfMemoryError", None)
+    if out_of_memory is not None and isinstance(error, out_of_memory):
+        return True
+    text = str(error)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _allocation_size(text: str) -> str:
+    """`` (tried to allocate 16 GB)`` from PyTorch's message, or ``""``."""
+    match = re.search(r"tried to allocate (\d+) bytes", text)
+    if match:
+        return f" (tried to allocate {int(match.group(1)) / 1e9:.3g} GB at once)"
+    match = re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]i?B)", text)
+    return f" (tried to allocate {match.group(1)} at once)" if match else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -85,6 +85,7 @@ def _models_at_init(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module
 
     hidden = args.hidden or 64
     steps = args.seq_len or 100
+    _check_memory(args, hidden, steps)
     generator = torch.Generator().manual_seed(args.seed)
     inputs = torch.randn(steps, args.batch_size, hidden, generator=generator)  # (T, B, H)
     models = []
@@ -95,6 +96,28 @@ def _models_at_init(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module
             set_spectral_radius(layer, args.spectral_radius)
         models.append((cell, layer, inputs))
     return models
+
+
+def _check_memory(args: argparse.Namespace, hidden: int, steps: int) -> None:
+    """Refuse (one line) sizes whose layers, inputs and gradient-flow matrix cannot fit."""
+    from rnnlab import recurrent
+    from rnnlab.training import sizes
+
+    largest = sizes.MemoryEstimate(0, 0)
+    for cell in args.cell or cell_list(DEFAULT_CELLS):
+        layer = sizes.meta_model(lambda cell=cell: recurrent(cell, hidden, hidden,
+                                                             num_layers=args.layers or 1))
+        if layer is None:
+            continue
+        needed = sizes.estimate(layer, optimizer="sgd", cell=cell, hidden=hidden,
+                                layers=args.layers or 1, directions=1, rows=args.batch_size,
+                                steps=steps)
+        largest = max(largest, needed, key=lambda estimate: estimate.total)
+    flow = (args.sources or steps) * steps * sizes.FLOAT_BYTES  # ‖∂J_t/∂h_j‖ for every (t, j)
+    inputs = steps * args.batch_size * hidden * sizes.FLOAT_BYTES
+    sizes.check_fits(sizes.MemoryEstimate(largest.state, largest.activations + flow + inputs),
+                     torch.device("cpu"), advice="lower --hidden, --seq-len or --batch-size "
+                                                 "(--sources N for long sequences)")
 
 
 def _model_from_run(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module, torch.Tensor]]:

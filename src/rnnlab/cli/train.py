@@ -18,6 +18,7 @@ from rnnlab.tasks import TASKS, get_task
 from rnnlab.tasks.base import CELLS, CONNECTIONS, POOLINGS
 from rnnlab.training import LogLines, ProgressBar, TrainConfig, load_config, train
 from rnnlab.training.config import DEFAULT_STEPS, DEVICES, OPTIMIZERS, read_yaml
+from rnnlab.training.distributed import PeerFailure
 from rnnlab.training.memory import keep_freed_memory
 
 NAME = "train"
@@ -308,6 +309,13 @@ def _resume_config(run_dir: str, given: dict[str, Any]) -> TrainConfig:
     return config.replace(**changes) if changes else config
 
 
+def _resume_advice(out: str) -> str:
+    """How to continue a run that stopped early."""
+    if (Path(out) / "checkpoints" / "last.pt").is_file():
+        return f"continue with: rnnlab train --resume {out}"
+    return "it had not reached its first checkpoint, so there is nothing to resume"
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, print the run directory and the final metrics; returns the exit code."""
     given = _given(vars(args))
@@ -335,12 +343,11 @@ def run(args: argparse.Namespace) -> int:
         result = train(config, out, callbacks=callbacks, resume=resume_dir is not None,
                        force=force)
     except KeyboardInterrupt:
-        if (Path(out) / "checkpoints" / "last.pt").is_file():
-            advice = f"continue with: rnnlab train --resume {out}"
-        else:
-            advice = "it had not reached its first checkpoint, so there is nothing to resume"
-        print(f"rnnlab train: interrupted; {advice}", file=sys.stderr)
+        print(f"rnnlab train: interrupted; {_resume_advice(out)}", file=sys.stderr)
         return 130
+    except PeerFailure as error:  # every surviving process says so in one line
+        print(f"rnnlab train: error: {error}; {_resume_advice(out)}", file=sys.stderr)
+        return 2
     if result.path is not None and os.environ.get("RANK", "0") == "0":
         print(f"run directory: {result.path}")
         for key, value in result.metrics.items():

@@ -234,6 +234,12 @@ class AgreementTask(SyntheticTask):
         return [sum(nouns[n] * math.comb(n, k) * 0.5**n for n in range(k, max_intervening + 1))
                 for k in range(max_intervening + 1)]
 
+    def longest_sequence(self) -> int:
+        """A bound: at most six words per noun (with its modifier), the openings, a possessor
+        and a final adverb, for the most nouns trained or probed."""
+        nouns = max(self.training_max_nouns(), self.max_attractors) + 1
+        return 6 * nouns + 4 * MAX_OPENINGS + 4
+
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """Training data (natural or balanced): inputs (B, T) word ids, lengths (B,),
         targets (B, 2) = (verb number, attractor count)."""

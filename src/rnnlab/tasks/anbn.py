@@ -112,6 +112,10 @@ class AnbnTask(SyntheticTask):
             **self.base_options(),
         }
 
+    def longest_sequence(self) -> int:
+        """2n + 2 for the largest n trained or probed (the near miss aⁿ⁺¹bⁿ)."""
+        return 2 * max(self.max_n, self.test_max_n) + 2
+
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """Strings $ aⁿ bⁿ $ with n uniform in 1..N: inputs/targets (B, 2N+1) padded, lengths."""
         counts = torch.randint(1, self.max_n + 1, (size,), generator=generator)  # (B,)

@@ -312,6 +312,12 @@ class Task(abc.ABC):
         """Steps in one pass over the training data; None for generated (infinite) data."""
         return None
 
+    def longest_sequence(self) -> int | None:
+        """The most time steps an example of this task's training or evaluation batches has,
+        known from the options before any batch is made (the trainer's memory estimate reads
+        it); None when unknown."""
+        return None
+
     @abc.abstractmethod
     def step(self, model: torch.nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
         """Forward pass and loss on one batch (used for training and evaluation)."""

@@ -333,6 +333,10 @@ class ClassifyTask(Task):
         self._encoded = {}
         self._epoch_plan = None
 
+    def longest_sequence(self) -> int:
+        """``max_length``: longer texts are cut to it."""
+        return self.max_length
+
     def encode_texts(self, texts: list[list[str]]) -> tuple[Tensor, Tensor]:
         """Word lists → ids (N, T) right-padded and lengths (N,), cut to ``max_length``; an
         empty text becomes one ``<unk>``."""

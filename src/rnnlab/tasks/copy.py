@@ -39,6 +39,10 @@ class CopyTask(LengthTask):
     higher_is_better = False
     default_length = 10
 
+    def longest_sequence(self) -> int:
+        """T + 20: the ten symbols, the blanks, the delimiter and the recall."""
+        return self.length + 2 * RECALL
+
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
         """``size`` rows: inputs (B, T+20) int64 tokens, targets (B, T+20) int64 classes."""
         total = self.length + 2 * RECALL

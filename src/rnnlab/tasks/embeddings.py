@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.errors import DataError
-from rnnlab.tasks.text import PADDING, UNKNOWN, Vocabulary
+from rnnlab.tasks.text import PADDING, UNKNOWN, Vocabulary, refuse_device
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BYTE_ORDER_MARK = b"\xef\xbb\xbf"
@@ -118,6 +118,7 @@ def load_word_vectors(
         raise DataError(f"embeddings file not found: {path}")
     if path.is_dir():
         raise DataError(f"expected an embeddings file but {path} is a directory")
+    refuse_device(path)
     special_set = set(specials)
     row_of_word = {
         token: row for row, token in enumerate(vocabulary.tokens) if token not in special_set

@@ -314,6 +314,10 @@ class LanguageModelTask(Task):
         columns = self._train_columns(batch_size)
         return (columns.shape[1] - 1) // self.seq_len
 
+    def longest_sequence(self) -> int:
+        """The BPTT length (evaluation reads its stream in windows of the same length)."""
+        return self.seq_len
+
     def build_model(self, config: ModelConfig) -> nn.Module:
         """Embedding → recurrent stack → softmax over the vocabulary, with the embedding and
         softmax weights uniform in ±0.1 (:meth:`LanguageModel.reset_output_parameters`)."""

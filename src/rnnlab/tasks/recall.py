@@ -160,6 +160,10 @@ class RecallTask(SyntheticTask):
                 "distractor_choices": self.distractor_choices,
                 "distance_decay": self.distance_decay, **self.base_options()}
 
+    def longest_sequence(self) -> int:
+        """The story with the most distractors: opening, sentences, closing."""
+        return OPENING_LENGTH + SENTENCE_LENGTH * max(self.distances) + CLOSING_LENGTH
+
     def stories(self, generator: torch.Generator, distances: list[int]) -> Batch:
         """One story per entry of ``distances``: inputs/targets (B, T) ids, lengths (B,)."""
         items = torch.randint(self.items, (len(distances),), generator=generator)

@@ -197,6 +197,10 @@ class LengthTask(SyntheticTask):
     def check_length(self, length: int) -> None:
         """Raise ValueError if the task cannot be built with sequence length ``length``."""
 
+    def longest_sequence(self) -> int:
+        """T (subclasses whose examples are longer than T override this)."""
+        return self.length
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """--length (T) and the evaluation-set sizes."""

@@ -59,15 +59,37 @@ def read_table(path: str | Path) -> Table:
         columns = [name.strip() for name in lines[0].split("\t")]
         rows = [line.split("\t") for line in lines[1:] if line.strip()]
     else:
-        reader = csv.reader(io.StringIO(text))
-        try:
-            columns = [name.strip() for name in next(reader)]
-            rows = [row for row in reader if any(cell.strip() for cell in row)]
-        except csv.Error as error:
-            raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({error})") from None
+        columns, rows = _read_csv(path, text)
     if not rows:
         raise DataError(f"{path} has a header but no rows")
     return Table(path, columns, rows)
+
+
+def _read_csv(path: Path, text: str) -> tuple[list[str], list[list[str]]]:
+    """Header and non-blank rows of CSV ``text``; a field may be as long as the file (the csv
+    module's default limit is 128 KiB), and a quote never closed is a one-line DataError."""
+    reader = csv.reader(io.StringIO(text))
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text)))
+    try:
+        columns = [name.strip() for name in next(reader)]
+        rows, last_start = [], reader.line_num + 1
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append(row)
+            start, last_start = last_start, reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({error})") from None
+    finally:
+        csv.field_size_limit(limit)
+    # An unclosed quote swallows the rest of the file into one field, without an error from
+    # the csv module: the last record then spans several lines holding an odd number of quotes.
+    if rows and reader.line_num > start:
+        record = "\n".join(text.split("\n")[start - 1 : reader.line_num])
+        if record.count('"') % 2:
+            raise DataError(f"{path}: line {start}: a quoted field is never closed (its quote "
+                            "runs to the end of the file)")
+    return columns, rows
 
 
 def _read_jsonl(path: Path, text: str) -> Table:

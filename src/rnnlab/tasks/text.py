@@ -18,6 +18,14 @@ _WORD_PATTERN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 _WORDS_AND_LINE_ENDS = re.compile(r"\w+(?:'\w+)?|[^\w\s]|\n")
 
 
+def refuse_device(path: Path) -> None:
+    """DataError (one line) when ``path`` is a character or block device: ``/dev/zero`` or
+    ``/dev/urandom`` would be read until memory runs out. Pipes and process substitutions
+    (``<(zcat data.gz)``) are fine."""
+    if path.is_char_device() or path.is_block_device():
+        raise DataError(f"{path} is a device, not a data file")
+
+
 def read_text(path: str | Path) -> str:
     """The contents of a UTF-8 text file; DataError (one line) if missing, empty or not UTF-8."""
     path = Path(path)
@@ -25,6 +33,7 @@ def read_text(path: str | Path) -> str:
         raise DataError(f"data file not found: {path}")
     if path.is_dir():
         raise DataError(f"expected a file but {path} is a directory")
+    refuse_device(path)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +112,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 5": the error says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file (pickle, zip, runtime)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if reason.startswith("Weights only load failed"):  # torch's paragraph: keep its cause
+            cause = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))
+            reason = "not a file of tensors and plain data" + (
+                f": {cause.group(1).strip()}" if cause else "")
+            if cause and "global" in cause.group(1).lower():
+                raise CheckpointError(
+                    f"{path}: refused: the file holds objects other than tensors and plain data, "
+                    "and loading them could run code (not an rnnlab checkpoint, or tampered with)"
+                ) from None
         if len(reason) > 120:
             reason = reason[:117] + "..."
         raise CheckpointError(f"{path}: corrupted or unreadable checkpoint ({reason})") from None

@@ -10,11 +10,39 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from rnnlab.errors import RnnlabError
+
+
+class PeerFailure(RnnlabError):
+    """Another process of a data-parallel run stopped (killed, crashed) or cannot be reached."""
+
+
+@contextmanager
+def peer_failures() -> Iterator[None]:
+    """Turn the backend's error about a lost peer (gloo's "Connection closed by peer", NCCL's
+    errors, a timeout) into one PeerFailure line."""
+    try:
+        yield
+    except RuntimeError as error:  # DistBackendError and gloo's RuntimeError alike
+        text = str(error).strip()
+        cause = text.splitlines()[0] if text else type(error).__name__
+        cause = re.sub(r"^\[[^\]]*\]\s*", "", cause)  # gloo's "[../pair.cc:534] " prefix
+        cause = cause.split(". ")[0].rstrip(".")  # the first sentence: what happened
+        if len(cause) > 100:
+            cause = cause[:97] + "..."
+        rank = dist.get_rank() if dist.is_initialized() else "?"
+        raise PeerFailure(
+            f"process {rank} lost contact with the other processes of this data-parallel run "
+            f"({cause}): one of them stopped"
+        ) from None
 
 
 @dataclass
@@ -69,7 +97,8 @@ class DistributedContext:
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over all processes, in place; returns it."""
         if self.enabled:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            with peer_failures():
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
     def sum_gradients_(self, parameters: Iterable[torch.nn.Parameter]) -> None:
@@ -80,7 +109,8 @@ class DistributedContext:
         if not gradients:
             return
         flat = torch.cat([gradient.reshape(-1) for gradient in gradients])  # (P,)
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        with peer_failures():
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0
         for gradient in gradients:
             size = gradient.numel()
@@ -91,14 +121,15 @@ class DistributedContext:
         """Copy rank 0's parameters and buffers into every other process's ``module``."""
         if not self.enabled:
             return
-        with torch.no_grad():
+        with torch.no_grad(), peer_failures():
             for tensor in list(module.parameters()) + list(module.buffers()):
                 dist.broadcast(tensor, src=0)
 
     def barrier(self) -> None:
         """Wait until every process reaches this point."""
         if self.enabled:
-            dist.barrier()
+            with peer_failures():
+                dist.barrier()
 
     def close(self) -> None:
         """Destroy the process group if this context created it."""

@@ -63,9 +63,12 @@ def gradient_norm(parameters: list[torch.nn.Parameter], max_norm: float | None) 
     return float(torch.nn.utils.get_total_norm(gradients)) if gradients else 0.0
 
 
-def first_non_finite_gradient(named_parameters: Iterable[tuple[str, torch.nn.Parameter]]) -> str:
-    """Name of the first parameter whose gradient holds NaN or Inf ("?" if none does)."""
+def first_non_finite_gradient(
+    named_parameters: Iterable[tuple[str, torch.nn.Parameter]],
+) -> str | None:
+    """Name of the first parameter whose gradient holds NaN or Inf (None if none does: then only
+    their norm overflowed)."""
     for name, parameter in named_parameters:
         if parameter.grad is not None and not bool(torch.isfinite(parameter.grad).all()):
             return name
-    return "?"
+    return None

@@ -19,7 +19,7 @@ import torch
 
 from rnnlab.errors import CheckpointError, TrainingDiverged
 from rnnlab.tasks import Task, detach_carry
-from rnnlab.training import optim
+from rnnlab.training import optim, sizes
 from rnnlab.training.callbacks import Callback
 from rnnlab.training.checkpoint import (
     atomic_write_text,
@@ -38,6 +38,24 @@ from rnnlab.training.rundir import (
 )
 
 GENERATED_EVAL_EVERY = 100  # evaluation interval for generated (infinite) data
+
+
+def check_training_memory(task: Task, config: TrainConfig, device: torch.device,
+                          world_size: int = 1) -> None:
+    """Refuse in one line (sizes.ResourceError) a run whose weights, optimizer state and batch
+    activations cannot fit in ``device``'s memory, before anything is allocated."""
+    model = sizes.meta_model(lambda: task.build_model(config.model))
+    if model is None:
+        return
+    spec = config.model
+    needed = sizes.estimate(
+        model, optimizer=config.optimizer, cell=spec.cell, hidden=spec.hidden,
+        layers=spec.layers, directions=2 if spec.bidirectional else 1,
+        rows=sizes.rows_per_process(config.batch_size, world_size),
+        steps=task.longest_sequence(),
+    )
+    sizes.check_fits(needed, device, advice="lower --hidden, --layers, --batch-size or the "
+                                            "sequence length (--seq-len, the task's options)")
 
 
 class StopRequests:
@@ -124,6 +142,7 @@ class Trainer:
         self.total_steps = config.total_steps(per_epoch)
         self.eval_every = config.eval_every or per_epoch or GENERATED_EVAL_EVERY
         self.checkpoint_every = config.checkpoint_every or self.eval_every
+        check_training_memory(task, config, self.device, self.context.world_size)
         # Same seed on every process: identical initial weights, dropout masks drawn alike.
         torch.manual_seed(config.seed)
         self.model = task.build_model(config.model).to(self.device)
@@ -258,7 +277,9 @@ class Trainer:
         grad_norm = optim.gradient_norm(self.parameters, self.config.clip)
         if not math.isfinite(grad_norm):
             name = optim.first_non_finite_gradient(self.model.named_parameters())
-            self._rollback(step, f"non-finite gradient in {name}")
+            self._rollback(step, f"non-finite gradient in {name}" if name is not None else
+                           "gradient norm overflowed (each gradient finite, their norm beyond "
+                           "the float range: exploding gradients)")
             return
         self.optimizer.step()
         self.carry = detach_carry(output.carry)
