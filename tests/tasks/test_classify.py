@@ -278,3 +278,19 @@ def test_split_on_a_full_directory_is_refused_and_evaluate_falls_back_to_default
     # the run read "body"; a file without it falls back to the default names
     table, text, label = task.evaluation_table(str(other))
     assert (text, label) == ("text", "label") and len(table.rows) == 10
+
+
+def test_csv_fields_of_any_size_are_read_and_an_unclosed_quote_is_named(tmp_path):
+    from rnnlab.tasks.tabular import read_table
+
+    long_text = "word " * 60_000  # 300 KB in one field, beyond the csv module's 128 KiB limit
+    path = tmp_path / "long.csv"
+    path.write_text(f'text,label\n"{long_text}",pos\nshort,neg\n"two\nlines",pos\n',
+                    encoding="utf-8")
+    table = read_table(path)
+    assert table.column("text") == [long_text, "short", "two\nlines"]
+    rows = ["text,label", *(f"text {index},pos" for index in range(50)), '"never closed,neg',
+            "more,pos", "rows,neg"]
+    (tmp_path / "open.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"open.csv: line 52: a quoted field is never closed"):
+        read_table(tmp_path / "open.csv")

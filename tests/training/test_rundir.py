@@ -179,3 +179,59 @@ def test_run_files_follow_the_umask(tmp_path, umask) -> None:
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("command", ["lecture", "diagnose"])
+def test_report_directories_are_owned_like_run_directories(tmp_path, capsys, command) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.json").write_text("my own\n", encoding="utf-8")
+    # refused before any work: the lecture would otherwise run its experiment first
+    argv = (["lecture", "--quick", "--only", "vanishing", "--seeds", "1", "--jobs", "1"]
+            if command == "lecture"
+            else ["diagnose", "--cell", "rnn", "--seq-len", "6", "--hidden", "4"])
+    code, _, err = run_cli(capsys, *argv, "--out", str(mine))
+    assert "holds files rnnlab did not write (results.json)" in one_line_error(code, err)
+    assert (mine / "results.json").read_text(encoding="utf-8") == "my own\n"
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "adding", "--length", "4", "--valid-size", "4",
+                           "--test-size", "4", "--hidden", "4", "--steps", "1", "--quiet",
+                           "--out", str(run))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *argv, "--out", str(run))
+    assert "holds an rnnlab train output" in one_line_error(code, err)
+
+
+def test_diagnose_reuses_its_own_directory_and_force_keeps_other_files(tmp_path, capsys) -> None:
+    out = tmp_path / "diagnosis"
+    argv = ["diagnose", "--cell", "rnn", "--seq-len", "6", "--hidden", "4", "--out", str(out)]
+    assert run_cli(capsys, *argv)[0] == 0
+    assert run_cli(capsys, *argv)[0] == 0  # its own earlier output: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep\n", encoding="utf-8")
+    argv[-1] = str(mine)
+    assert run_cli(capsys, *argv, "--force")[0] == 0
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep\n"
+    assert (mine / "summary.json").is_file()
+    code, _, err = run_cli(capsys, "train", "adding", "--steps", "1", "--out", str(out))
+    assert "holds an rnnlab diagnose output, not a run" in one_line_error(code, err)
+
+
+def test_an_unmarked_earlier_report_is_recognised_and_anything_else_is_not(tmp_path) -> None:
+    from rnnlab.experiments.runner import is_earlier_report
+    from rnnlab.training.rundir import RunDirectoryError, claim_output_directory
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "results.json").write_text('{"rnnlab_version": "0.1.0", "experiments": {}}')
+    (report / "report.md").write_text("# report\n")
+    (report / "vanishing.png").write_bytes(b"\x89PNG")
+    claim_output_directory(report, "lecture", earlier_output=is_earlier_report,
+                           force=False).release()
+    assert (report / ".rnnlab-run").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text('{"accuracy": 0.9}')
+    with pytest.raises(RunDirectoryError, match="holds files rnnlab did not write"):
+        claim_output_directory(other, "lecture", earlier_output=is_earlier_report, force=False)

@@ -74,7 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="gradient-horizon threshold on g(d) (default 1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="write summary.json and PNG plots to DIR")
+                        help="write summary.json and PNG plots to DIR (new, empty, or an "
+                             "earlier diagnosis; other directories need --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="write into --out even when it holds other files (only the "
+                             "diagnosis's own file names are replaced)")
     parser.set_defaults(func=run)
 
 
@@ -103,21 +107,27 @@ def _check_memory(args: argparse.Namespace, hidden: int, steps: int) -> None:
     from rnnlab import recurrent
     from rnnlab.training import sizes
 
+    layers = args.layers or 1
+    cells = args.cell or cell_list(DEFAULT_CELLS)
+    advice = "lower --hidden, --layers, --seq-len or --batch-size (--sources N for long sequences)"
+    for cell in cells:  # before building even a meta-device model of absurd depth
+        sizes.check_fits(sizes.recurrent_state_floor(cell=cell, hidden=hidden, layers=layers,
+                                                     directions=1, optimizer="sgd"),
+                         torch.device("cpu"), advice=advice)
     largest = sizes.MemoryEstimate(0, 0)
-    for cell in args.cell or cell_list(DEFAULT_CELLS):
+    for cell in cells:
         layer = sizes.meta_model(lambda cell=cell: recurrent(cell, hidden, hidden,
-                                                             num_layers=args.layers or 1))
+                                                             num_layers=layers))
         if layer is None:
             continue
         needed = sizes.estimate(layer, optimizer="sgd", cell=cell, hidden=hidden,
-                                layers=args.layers or 1, directions=1, rows=args.batch_size,
-                                steps=steps)
+                                layers=layers, directions=1, rows=args.batch_size, steps=steps)
         largest = max(largest, needed, key=lambda estimate: estimate.total)
     flow = (args.sources or steps) * steps * sizes.FLOAT_BYTES  # ‖∂J_t/∂h_j‖ for every (t, j)
     inputs = steps * args.batch_size * hidden * sizes.FLOAT_BYTES
-    sizes.check_fits(sizes.MemoryEstimate(largest.state, largest.activations + flow + inputs),
-                     torch.device("cpu"), advice="lower --hidden, --seq-len or --batch-size "
-                                                 "(--sources N for long sequences)")
+    sizes.check_fits(sizes.MemoryEstimate(largest.state, largest.activations, flow + inputs,
+                                          "inputs and the gradient-flow matrix"),
+                     torch.device("cpu"), advice=advice)
 
 
 def _model_from_run(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module, torch.Tensor]]:
@@ -157,10 +167,15 @@ def _model_from_run(args: argparse.Namespace) -> list[tuple[str, torch.nn.Module
     return [(name, layer, inputs.detach())]
 
 
+def _is_earlier_diagnosis(directory: Path) -> bool:
+    from rnnlab.training.rundir import holds_only
+
+    return holds_only(directory, ("summary.json",), "summary.json", ("config", "models"))
+
+
 def _write_outputs(out: Path, diagnoses: list, config: dict[str, Any]) -> list[Path]:
     from rnnlab.diagnostics import plots
 
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     summary = {"config": config, "models": [diagnosis.to_dict() for diagnosis in diagnoses]}
     path = out / "summary.json"
@@ -183,6 +198,20 @@ def _write_outputs(out: Path, diagnoses: list, config: dict[str, Any]) -> list[P
 
 def run(args: argparse.Namespace) -> int:
     """Diagnose the models, print the table, write the files; return the exit code."""
+    from rnnlab.training.rundir import claim_output_directory
+
+    lock = None
+    if args.out is not None:  # checked (and held) before the work, not after it
+        lock = claim_output_directory(args.out, "diagnose", earlier_output=_is_earlier_diagnosis,
+                                      force=args.force)
+    try:
+        return _run(args)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(args: argparse.Namespace) -> int:
     from rnnlab.diagnostics import diagnose, format_table
 
     if args.run_dir is not None:

@@ -4,6 +4,7 @@ model run."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
@@ -42,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
             "generate needs a run of `rnnlab train lm`"
         )
     generator = torch.Generator().manual_seed(args.seed)
-    text = loaded.task.generate(loaded.model, args.prompt, args.length, args.temperature,
-                                generator)
-    print(text)
+    pieces = loaded.task.generate_pieces(loaded.model, args.prompt, args.length,
+                                         args.temperature, generator)
+    for piece in pieces:  # streamed: a long --length shows progress and stops on Ctrl-C
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0

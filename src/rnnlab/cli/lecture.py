@@ -40,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", default="lecture-report", metavar="DIR",
-                        help="report directory (default: lecture-report)")
+                        help="report directory (default: lecture-report); a directory holding "
+                             "files other than a report's is refused unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="write the report into --out even when it holds other files "
+                             "(only the report's own file names are replaced)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="budget", action="store_const", const="quick",
                       help="about a minute: smaller T, fewer steps and seeds (every verdict "
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     progress = _Progress(names, args.budget, jobs)
     try:
         lecture = run_lecture(args.out, budget=args.budget, only=names, seeds=args.seeds,
-                              jobs=jobs, progress=progress)
+                              jobs=jobs, progress=progress, force=args.force)
     finally:
         progress.close()
     _print_summary(lecture.data)

@@ -11,6 +11,7 @@ from rnnlab.cli._parser import positive_int
 from rnnlab.errors import DataError
 from rnnlab.tasks.classify import ClassifyTask
 from rnnlab.tasks.tabular import FORMATS
+from rnnlab.tasks.text import read_text
 from rnnlab.training import load_run
 
 NAME = "predict"
@@ -54,14 +55,8 @@ def read_texts(task: ClassifyTask, data: str | None, text_column: str | None) ->
         raise ValueError("--text-column names a column of a .csv, .tsv or .jsonl --data file")
     if data is None:
         text = sys.stdin.read()
-    else:
-        path = Path(data)
-        if not path.is_file():
-            raise DataError(f"data file not found: {path}")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"{path} is not UTF-8 text") from None
+    else:  # also a pipe: --data <(zcat texts.gz)
+        text = read_text(data)
     texts = [line for line in text.splitlines() if line.strip()]
     if not texts:
         raise DataError(f"no text to label in {data or 'standard input'}")

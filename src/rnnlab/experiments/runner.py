@@ -37,6 +37,7 @@ import torch
 from rnnlab import __version__
 from rnnlab.experiments.base import BUDGETS, Experiment, ExperimentContext, ProgressHook
 from rnnlab.experiments.report import write_report
+from rnnlab.training.rundir import claim_output_directory, holds_only
 
 # name used by --only -> module of rnnlab.experiments, in report order
 MODULES = {
@@ -213,11 +214,14 @@ def run_lecture(
     jobs: int | None = None,
     progress: ProgressHook | None = None,
     on_finish: Callable[[str, dict[str, Any]], None] | None = None,
+    force: bool = False,
 ) -> Lecture:
     """Run the experiments and write the report into ``out_dir``.
 
     Args:
-        out_dir: the report directory (created; existing report files are overwritten).
+        out_dir: the report directory: created, or one that holds an earlier report (its files
+            are replaced); a directory holding other files is refused unless ``force`` (even
+            then only the report's own file names are written). Locked while the lecture runs.
         budget: "quick", "default" or "full".
         only: experiment names (a comma list or a sequence); None runs them all.
         seeds: number of seeds (seeds 0..N-1); None takes the budget's default (2, 3, 5).
@@ -225,6 +229,7 @@ def run_lecture(
             1 runs everything in this process.
         progress: hook ``(name, done, total)`` called in this process as experiments advance.
         on_finish: hook ``(name, entry)`` called as each experiment finishes.
+        force: write into ``out_dir`` even when it holds files that are not a report's.
     Returns:
         The :class:`Lecture` with the results and the path of index.html.
     """
@@ -237,9 +242,22 @@ def run_lecture(
     jobs = worker_count(jobs, len(names))
     seed_list = list(range(count))
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    lock = claim_output_directory(out, "lecture", earlier_output=is_earlier_report, force=force)
+    try:
+        return _run_lecture(out, names, budget, seed_list, jobs, progress, on_finish)
+    finally:
+        lock.release()
+
+
+def is_earlier_report(directory: Path) -> bool:
+    """Whether ``directory`` holds a lecture report written before reports were marked."""
+    return holds_only(directory, ("index.html", "report.md", "results.json"), "results.json",
+                      ("rnnlab_version", "experiments"))
+
+
+def _run_lecture(out: Path, names: list[str], budget: str, seed_list: list[int], jobs: int,
+                 progress: ProgressHook | None,
+                 on_finish: Callable[[str, dict[str, Any]], None] | None) -> Lecture:
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     started = time.perf_counter()
     entries: dict[str, dict[str, Any]] = {}

@@ -11,6 +11,7 @@ import abc
 import argparse
 import contextlib
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -132,6 +133,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not math.isfinite(float(self.forget_bias)):  # a NaN bias: no step could ever update
+            raise ValueError(f"forget_bias must be a finite number, got {self.forget_bias!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a plain, YAML/JSON-serialisable dict."""
@@ -312,6 +315,11 @@ class Task(abc.ABC):
         """Steps in one pass over the training data; None for generated (infinite) data."""
         return None
 
+    def evaluation_examples(self) -> int | None:
+        """How many examples the largest evaluation set holds in memory at once (generated
+        tasks make theirs whole); None when unknown or read from files."""
+        return None
+
     def longest_sequence(self) -> int | None:
         """The most time steps an example of this task's training or evaluation batches has,
         known from the options before any batch is made (the trainer's memory estimate reads
@@ -345,6 +353,18 @@ class Task(abc.ABC):
     ) -> str:
         """Continue ``prompt`` by ``length`` tokens (language-model tasks only)."""
         raise ValueError(f"task {self.name!r} is not a language model and cannot generate text")
+
+    def generate_pieces(
+        self,
+        model: torch.nn.Module,
+        prompt: str,
+        length: int,
+        temperature: float,
+        generator: torch.Generator,
+    ) -> Iterator[str]:
+        """:meth:`generate` as pieces of text that join to it, each given as soon as it is
+        sampled (a long ``length`` streams); by default :meth:`generate`'s text in one piece."""
+        yield self.generate(model, prompt, length, temperature, generator)
 
     @staticmethod
     def check_split(split: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,9 +40,9 @@ from rnnlab.tasks.datafiles import (
     require_split_files,
     same_file,
 )
-from rnnlab.tasks.models import LanguageModel, sample_tokens, token_cross_entropy
+from rnnlab.tasks.models import LanguageModel, iter_sampled_tokens, token_cross_entropy
 from rnnlab.tasks.synthetic import add_option, add_vocabulary_options
-from rnnlab.tasks.text import END_OF_LINE, UNKNOWN, Vocabulary, detokenize, read_text, tokenize
+from rnnlab.tasks.text import END_OF_LINE, UNKNOWN, Vocabulary, read_text, tokenize
 
 DEFAULT_SEQ_LEN = 35
 EVAL_COLUMNS = 10  # evaluation columns of a split, whatever the training batch size
@@ -438,9 +439,34 @@ class LanguageModelTask(Task):
         generator: torch.Generator,
     ) -> str:
         """The prompt followed by ``length`` sampled tokens, as text."""
-        sampled = sample_tokens(model, self.encode_prompt(prompt), length, temperature, generator)
-        continuation = detokenize(self._vocabulary().decode(sampled), self.level)
-        if self.level == "char" or not prompt:
-            return prompt + continuation
-        separator = "" if continuation.startswith("\n") else " "
-        return prompt.rstrip() + separator + continuation
+        return "".join(self.generate_pieces(model, prompt, length, temperature, generator))
+
+    def generate_pieces(
+        self,
+        model: nn.Module,
+        prompt: str,
+        length: int,
+        temperature: float,
+        generator: torch.Generator,
+    ) -> Iterator[str]:
+        """The prompt, then each sampled token as text as soon as it is drawn: characters as
+        they are; words after a space unless they start a line; ``<eos>`` as a newline."""
+        tokens = iter_sampled_tokens(model, self.encode_prompt(prompt), length, temperature,
+                                     generator)
+        vocabulary = self._vocabulary()
+        if self.level == "char":
+            yield prompt
+            for token in tokens:
+                yield vocabulary.decode([token])[0]
+            return
+        text = prompt.rstrip()
+        yield text
+        at_line_start = not text
+        for token in tokens:
+            word = vocabulary.decode([token])[0]
+            if word == END_OF_LINE:
+                yield "\n"
+                at_line_start = True
+            else:
+                yield word if at_line_start else " " + word
+                at_line_start = False

@@ -7,6 +7,7 @@ which a language model carries across truncated-BPTT windows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -239,24 +240,39 @@ def sample_tokens(
     The prompt is fed once; each sampled token is fed back with the carried state. Sampling uses
     ``softmax(logits / temperature)`` drawn with ``generator`` (a CPU generator).
     """
+    return list(iter_sampled_tokens(model, prompt_ids, length, temperature, generator))
+
+
+def iter_sampled_tokens(
+    model: nn.Module,
+    prompt_ids: list[int],
+    length: int,
+    temperature: float,
+    generator: torch.Generator,
+) -> Iterator[int]:
+    """:func:`sample_tokens` one id at a time, as each is drawn (the arguments are checked at
+    the call, not at the first ``next``)."""
     if not prompt_ids:
         raise ValueError("the prompt is empty: give at least one token to start from")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if length < 0:
         raise ValueError(f"length must be >= 0, got {length}")
+    return _sampled(model, prompt_ids, length, temperature, generator)
+
+
+def _sampled(model: nn.Module, prompt_ids: list[int], length: int, temperature: float,
+             generator: torch.Generator) -> Iterator[int]:
     device = model_device(model)
-    sampled: list[int] = []
     with evaluating(model):
         inputs = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, T)
         logits, state = model(inputs)  # (1, T, V)
         for _ in range(length):
             probabilities = tempered_probabilities(logits[0, -1], temperature)  # (V,)
             token = int(torch.multinomial(probabilities, 1, generator=generator))
-            sampled.append(token)
+            yield token
             inputs = torch.tensor([[token]], dtype=torch.long, device=device)  # (1, 1)
             logits, state = model(inputs, state=state)
-    return sampled
 
 
 def tempered_probabilities(logits: Tensor, temperature: float) -> Tensor:

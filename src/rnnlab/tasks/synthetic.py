@@ -151,6 +151,10 @@ class SyntheticTask(Task):
         """The evaluation set of ``split`` in chunks on the model's device."""
         return iterate_chunks(self.eval_set(split), batch_size, model_device(model))
 
+    def evaluation_examples(self) -> int:
+        """The larger of --valid-size and --test-size: each set is generated whole."""
+        return max(self.valid_size, self.test_size)
+
     def base_options(self) -> dict[str, Any]:
         """The options every synthetic task has."""
         return {"valid_size": self.valid_size, "test_size": self.test_size}

@@ -12,6 +12,7 @@ import yaml
 
 from rnnlab.errors import DataError
 from rnnlab.tasks import ModelConfig, get_task
+from rnnlab.tasks.text import refuse_device
 from rnnlab.training.checkpoint import atomic_write_text
 
 OPTIMIZERS = ("sgd", "adam")
@@ -170,6 +171,7 @@ class TrainConfig:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with ``yaml.safe_load``; DataError (one line) when it is not one."""
     path = Path(path)
+    refuse_device(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +68,66 @@ def check_ownership(directory: Path, task: str, *, resume: bool, force: bool) ->
         what = (f"would overwrite {directory / touched[0]}" if touched
                 else f"holds other files ({entries[0]}, ...)")
         raise RunDirectoryError(f"{directory} is not an rnnlab run directory and {what}; {hint}")
+    if marker.get("kind", "train") != "train":
+        raise RunDirectoryError(f"{directory} holds an rnnlab {marker.get('kind')} output, not a "
+                                f"run; {hint}")
     if marker.get("task") != task:
         raise RunDirectoryError(f"{directory} is a run of task {marker.get('task')!r}, not "
                                 f"{task!r}; {hint}")
 
 
-def write_marker(directory: Path, task: str) -> None:
-    """Mark ``directory`` as an rnnlab run of ``task`` (kept when it already says so)."""
+def write_marker(directory: Path, task: str | None, kind: str = "train") -> None:
+    """Mark ``directory`` as rnnlab's: a run of ``task`` (kind "train"), or the output of
+    another command (``kind`` "lecture", "diagnose"); kept when it already says so."""
     marker = read_marker(directory)
-    if marker is not None and marker.get("task") == task:
+    if marker is not None and marker.get("kind", "train") == kind and marker.get("task") == task:
         return
-    record = {"kind": "train", "task": task, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record = {"kind": kind, "task": task, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (directory / MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def claim_output_directory(directory: Path, kind: str, *,
+                           earlier_output: Callable[[Path], bool], force: bool) -> RunLock:
+    """Create or check, mark and lock the output directory of ``rnnlab lecture`` or
+    ``rnnlab diagnose --out`` (``kind``); returns the held lock.
+
+    The directory may be new, empty, marked as this kind's output, or what
+    ``earlier_output(directory)`` recognises as the command's output from before markers
+    existed; anything else is refused in one line naming a file, unless ``force``. Only the
+    command's own file names are ever written.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise RunDirectoryError(f"{directory} exists and is not a directory")
+    if directory.exists() and not force:
+        marker = read_marker(directory)
+        hint = "choose another --out, or pass --force to write into it anyway"
+        if marker is not None and marker.get("kind", "train") != kind:
+            raise RunDirectoryError(f"{directory} holds an rnnlab {marker.get('kind', 'train')} "
+                                    f"output, not a {kind} one; {hint}")
+        foreign = sorted(path.name for path in directory.iterdir()
+                         if path.name not in (MARKER, LOCK))
+        if marker is None and foreign and not earlier_output(directory):
+            raise RunDirectoryError(f"{directory} holds files rnnlab did not write "
+                                    f"({foreign[0]}{', ...' if len(foreign) > 1 else ''}); "
+                                    f"{hint}")
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(directory).acquire()
+    write_marker(directory, None, kind)
+    return lock
+
+
+def holds_only(directory: Path, names: tuple[str, ...], record: str, keys: tuple[str, ...]
+               ) -> bool:
+    """Whether ``directory`` holds only files named ``names`` or ``*.png``, among them the JSON
+    object ``record`` with all of ``keys`` (how an rnnlab report looks)."""
+    if any(path.name not in names and not path.name.endswith(".png")
+           for path in directory.iterdir()):
+        return False
+    try:
+        content = json.loads((directory / record).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and all(key in content for key in keys)
 
 
 class RunLock:

@@ -38,15 +38,19 @@ class ResourceError(RnnlabError, ValueError):
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes a training or diagnosis run needs: ``state`` (weights, gradients, optimizer
-    buffers) and ``activations`` (a batch's forward values and their gradients)."""
+    buffers), ``activations`` (a batch's forward values and their gradients) and ``data`` (what
+    is held besides, described by ``data_label``)."""
 
     state: int
     activations: int
+    data: int = 0
+    data_label: str = "generated evaluation sets"
+    state_label: str = "weights and gradients"
 
     @property
     def total(self) -> int:
-        """state + activations."""
-        return self.state + self.activations
+        """state + activations + data."""
+        return self.state + self.activations + self.data
 
 
 def format_bytes(count: float) -> str:
@@ -122,7 +126,30 @@ def estimate(model: nn.Module, *, optimizer: str, cell: str, hidden: int, layers
         per_step = step_values(model, cell=cell, hidden=hidden, layers=layers,
                                directions=directions)
         activations = 2 * rows * steps * per_step * FLOAT_BYTES
-    return MemoryEstimate(state_bytes(model, optimizer), activations)
+    return MemoryEstimate(state_bytes(model, optimizer), activations,
+                          state_label=state_label(optimizer))
+
+
+def recurrent_state_floor(*, cell: str, hidden: int, layers: int, directions: int,
+                          optimizer: str) -> MemoryEstimate:
+    """A lower bound of the state of a recurrent stack (its recurrent matrices only), computed
+    without building anything: enough to refuse absurd sizes (``--layers 100000``) before even a
+    meta-device model is built, which takes time in proportion to the layers."""
+    matrices = layers * directions * get_cell(cell).gate_count * hidden * hidden
+    return MemoryEstimate(matrices * (4 if optimizer == "adam" else 2) * FLOAT_BYTES, 0,
+                          state_label=state_label(optimizer))
+
+
+def state_label(optimizer: str) -> str:
+    """What the state of a run with ``optimizer`` holds (plain SGD keeps no buffers)."""
+    return "weights, gradients and Adam's moments" if optimizer == "adam" else (
+        "weights and gradients")
+
+
+def data_bytes(examples: int | None, steps: int | None) -> int:
+    """A generated evaluation set of ``examples`` sequences of ``steps`` steps: inputs and
+    targets of at least 8 bytes per step each (int64 tokens, or two float features)."""
+    return 0 if examples is None or steps is None else 2 * 8 * examples * steps
 
 
 def check_fits(needed: MemoryEstimate, device: torch.device, *, advice: str) -> None:
@@ -139,9 +166,11 @@ def check_fits(needed: MemoryEstimate, device: torch.device, *, advice: str) -> 
     where = "the GPU has" if device.type == "cuda" else "this machine has"
     parts = []
     if needed.state:
-        parts.append(f"weights, gradients and optimizer state {format_bytes(needed.state)}")
+        parts.append(f"{needed.state_label} {format_bytes(needed.state)}")
     if needed.activations:
         parts.append(f"a batch's activations {format_bytes(needed.activations)}")
+    if needed.data:
+        parts.append(f"{needed.data_label} {format_bytes(needed.data)}")
     raise ResourceError(
         f"this run needs about {format_bytes(needed.total)} of memory ({'; '.join(parts)}) but "
         f"{where} {format_bytes(available)} in all; {advice}"

@@ -42,20 +42,28 @@ GENERATED_EVAL_EVERY = 100  # evaluation interval for generated (infinite) data
 
 def check_training_memory(task: Task, config: TrainConfig, device: torch.device,
                           world_size: int = 1) -> None:
-    """Refuse in one line (sizes.ResourceError) a run whose weights, optimizer state and batch
-    activations cannot fit in ``device``'s memory, before anything is allocated."""
+    """Refuse in one line (sizes.ResourceError) a run whose weights, optimizer state, batch
+    activations and generated evaluation sets cannot fit in ``device``'s memory, before
+    anything is allocated."""
+    spec = config.model
+    directions = 2 if spec.bidirectional else 1
+    advice = ("lower --hidden, --layers, --batch-size, the sequence length (--seq-len, the "
+              "task's options) or --valid-size/--test-size")
+    floor = sizes.recurrent_state_floor(cell=spec.cell, hidden=spec.hidden, layers=spec.layers,
+                                        directions=directions, optimizer=config.optimizer)
+    sizes.check_fits(floor, device, advice=advice)
     model = sizes.meta_model(lambda: task.build_model(config.model))
     if model is None:
         return
-    spec = config.model
+    steps = task.longest_sequence()
     needed = sizes.estimate(
         model, optimizer=config.optimizer, cell=spec.cell, hidden=spec.hidden,
-        layers=spec.layers, directions=2 if spec.bidirectional else 1,
-        rows=sizes.rows_per_process(config.batch_size, world_size),
-        steps=task.longest_sequence(),
+        layers=spec.layers, directions=directions,
+        rows=sizes.rows_per_process(config.batch_size, world_size), steps=steps,
     )
-    sizes.check_fits(needed, device, advice="lower --hidden, --layers, --batch-size or the "
-                                            "sequence length (--seq-len, the task's options)")
+    data = sizes.data_bytes(task.evaluation_examples(), steps)
+    sizes.check_fits(sizes.MemoryEstimate(needed.state, needed.activations, data,
+                                          state_label=needed.state_label), device, advice=advice)
 
 
 class StopRequests:
