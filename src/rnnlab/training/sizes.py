@@ -55,13 +55,14 @@ class MemoryEstimate:
 
 def format_bytes(count: float) -> str:
     """``1536`` → ``"1.5 KiB"``; binary units up to PiB, then "EiB"."""
-    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    if count < 1024:
+        return f"{count:.0f} bytes"
     value = float(count)
-    for unit in units:
-        if value < 1024 or unit == units[-1]:
-            return f"{value:.0f} bytes" if unit == "bytes" else f"{value:.3g} {unit}"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
         value /= 1024
-    raise AssertionError("unreachable")
+        if value < 1024:
+            return f"{value:.3g} {unit}"
+    return f"{value / 1024:.3g} EiB"
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -69,7 +70,6 @@ def device_memory(device: torch.device) -> int | None:
     where it cannot be read)."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
-    total = None
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, OSError, ValueError):
