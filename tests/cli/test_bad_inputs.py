@@ -57,6 +57,8 @@ CASES = [
     ("generate {classify}", "not a language model"),
     ("diagnose --sources 0", "positive"),
     ("lecture --only nosuch", "unknown experiment"),
+    ("lecture --workers 2", "rnnlab lecture: error: unrecognized arguments: --workers 2"),
+    ("evaluate {lm} extra", "rnnlab evaluate: error: unrecognized arguments: extra"),
     ("lecture --out {tmp}/text.txt", "exists and is not a directory"),
 ]
 

@@ -51,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnnlab`` console script; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named after the subcommand they were given to, like its other errors
+        prog = f"rnnlab {args.command}" if getattr(args, "command", None) else "rnnlab"
+        print(f"{prog}: error: unrecognized arguments: {' '.join(unknown)}", file=sys.stderr)
+        return 2
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
