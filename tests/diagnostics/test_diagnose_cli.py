@@ -22,7 +22,8 @@ def test_models_at_initialisation(tmp_path, capsys) -> None:
     assert "vanishing guaranteed" in lines[1] or "not guaranteed" in lines[1]
     assert {path.name for path in out_dir.iterdir()} == {
         "summary.json", "gradient_flow_rnn.png", "gradient_flow_lstm.png",
-        "gradient_flow_gru.png", "decay.png", "eigenvalues.png"}
+        "gradient_flow_gru.png", "decay.png", "eigenvalues.png",
+        ".rnnlab-run", ".rnnlab-lock"}  # marked and locked as rnnlab's own (training/rundir.py)
     summary = json.loads((out_dir / "summary.json").read_text())
     models = {model["name"]: model for model in summary["models"]}
     assert set(models) == {"rnn", "lstm", "gru"}
