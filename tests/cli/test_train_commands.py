@@ -67,6 +67,36 @@ def test_train_writes_run_directory_then_evaluate_reads_it(tmp_path, capsys) -> 
     assert json.loads(out)["test_mse"] == pytest.approx(results["test_mse"], rel=1e-6)
 
 
+def test_the_summary_names_the_step_and_says_when_a_run_is_chance_level(tmp_path,
+                                                                        capsys) -> None:
+    # SGD at lr 5 with no clipping on 6 steps: far worse than predicting the mean
+    code, out, err = rnnlab(capsys, *ADDING, "--steps", "6", "--eval-every", "3", "--lr", "5",
+                            "--out", str(tmp_path / "bad"))
+    assert code == 0, err
+    results = json.loads((tmp_path / "bad" / "results.json").read_text())
+    assert results["better_than_chance"] is False
+    lines = out.splitlines()
+    assert any(line.startswith("test and valid metrics: ") and f"step {results['best_step']}"
+               in line for line in lines)
+    warning = [line for line in lines if line.startswith("warning: test_mse")]
+    assert len(warning) == 1 and "no better than chance" in warning[0]
+    code, out, err = rnnlab(capsys, *ADDING, "--steps", "300", "--optimizer", "adam",
+                            "--lr", "0.01", "--length", "4", "--out", str(tmp_path / "good"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "good" / "results.json").read_text())["better_than_chance"]
+    assert "warning" not in out
+
+
+def test_beats_chance_margins() -> None:
+    from rnnlab.training.metrics import beats_chance
+
+    assert beats_chance(0.14, 1 / 6, higher_is_better=False)
+    assert not beats_chance(0.16, 1 / 6, higher_is_better=False)
+    assert beats_chance(0.56, 0.5, higher_is_better=True)
+    assert not beats_chance(0.54, 0.5, higher_is_better=True)
+    assert not beats_chance(float("nan"), 0.5, higher_is_better=True)
+
+
 def test_config_file_options_are_overridden_by_the_command_line(tmp_path, capsys) -> None:
     config = tmp_path / "options.yaml"
     config.write_text("hidden: 6\nlayers: 2\ncell: gru\nlength: 5\nsteps: 3\n", encoding="utf-8")

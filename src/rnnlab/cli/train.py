@@ -354,5 +354,25 @@ def run(args: argparse.Namespace) -> int:
             shown = key.startswith(("test_", "valid_", "chance_")) and "_chance_" not in key
             if shown and isinstance(value, float):
                 print(f"{key} {value:.6g}")
+        _print_provenance(result.metrics, result.task)
     return 0
+
+
+def _print_provenance(metrics: dict[str, Any], task: Any) -> None:
+    """Which weights the metrics come from, and a plain warning when they are chance level."""
+    steps, best = metrics.get("steps"), metrics.get("best_step")
+    if best is not None and best != steps:
+        print(f"test and valid metrics: the best checkpoint by valid_{task.metric}, step {best} "
+              f"of {steps}")
+    elif best is not None:
+        print(f"test and valid metrics: step {steps}, the last and the best by "
+              f"valid_{task.metric}")
+    elif steps is not None:
+        print(f"test and valid metrics: step {steps}, the last")
+    if metrics.get("better_than_chance") is False:
+        metric = task.metric
+        print(f"warning: test_{metric} {metrics[f'test_{metric}']:.4g} is no better than chance "
+              f"({metrics[f'chance_{metric}']:.4g}): the model did not learn the task; train "
+              "longer or change --lr, --optimizer, --clip (the task's defaults are listed by "
+              "`rnnlab train --help`)")
 

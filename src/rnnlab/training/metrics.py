@@ -23,6 +23,17 @@ def clean_value(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
+def beats_chance(value: float, chance: float, higher_is_better: bool) -> bool:
+    """Whether ``value`` is clearly better than ``chance``: a lower-is-better metric (MSE, loss,
+    perplexity) at most 90% of chance; a higher-is-better one (a share in [0, 1]) at least a
+    tenth of the way from chance to 1."""
+    if not (math.isfinite(value) and math.isfinite(chance)):
+        return False
+    if higher_is_better:
+        return value >= chance + 0.1 * (1.0 - chance)
+    return value <= 0.9 * chance
+
+
 class MetricsLog:
     """Rows of training, evaluation and rollback records, mirrored to a JSONL file if given.
 

@@ -29,7 +29,7 @@ from rnnlab.training.checkpoint import (
 )
 from rnnlab.training.config import TrainConfig, save_config
 from rnnlab.training.distributed import DistributedContext, resolve_device
-from rnnlab.training.metrics import MetricsLog, TrainingWindow, clean_value
+from rnnlab.training.metrics import MetricsLog, TrainingWindow, beats_chance, clean_value
 from rnnlab.training.rundir import (
     RunLock,
     check_ownership,
@@ -380,6 +380,11 @@ class Trainer:
         chance = self.task.chance_on("test")
         results.update({f"chance_{key}": float(value) for key, value in chance.items()
                         if f"chance_{key}" not in results})
+        metric, chance_value = self.task.metric, results.get(f"chance_{self.task.metric}")
+        if chance_value is not None and f"test_{metric}" in results:
+            results["better_than_chance"] = beats_chance(
+                float(results[f"test_{metric}"]), float(chance_value),
+                self.task.higher_is_better)
         results.update({
             "steps": self.step,
             "best_step": self.best_step,
