@@ -300,11 +300,11 @@ def test_resume_takes_a_new_lr_clip_and_max_rollbacks_and_records_them(tmp_path,
     code, _, err = rnnlab(capsys, "train", *base, "--steps", "4", "--out", str(out))
     assert code == 0, err
     code, _, err = rnnlab(capsys, "train", "--resume", str(out), "--steps", "8", "--lr", "0.05",
-                          "--clip", "1", "--max-rollbacks", "7", "--quiet")
+                          "--clip", "0.5", "--max-rollbacks", "7", "--quiet")
     assert code == 0, err
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert (config["lr"], config["clip"], config["max_rollbacks"]) == (0.05, 1.0, 7)
-    assert config["resumes"][0]["changed"] == {"lr": [0.01, 0.05], "clip": [5.0, 1.0],
+    assert (config["lr"], config["clip"], config["max_rollbacks"]) == (0.05, 0.5, 7)
+    assert config["resumes"][0]["changed"] == {"lr": [0.01, 0.05], "clip": [1.0, 0.5],
                                                "max_rollbacks": [5, 7]}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     lrs = {row["step"]: row["lr"] for row in rows if row.get("split") == "train"}

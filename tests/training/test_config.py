@@ -28,10 +28,15 @@ def test_language_model_defaults():
     assert config.model.dropout == 0.2 and not config.model.bidirectional
 
 
-def test_tasks_without_defaults_get_the_general_ones():
-    config = TrainConfig.for_task("adding")
-    general = TrainConfig(task="adding")
-    assert config.to_dict() == general.to_dict()
+def test_generated_tasks_take_their_defaults_and_the_general_ones_for_the_rest():
+    config = TrainConfig.for_task("adding").to_dict()
+    general = TrainConfig(task="adding").to_dict()
+    assert (config["optimizer"], config["lr"], config["clip"]) == ("adam", 0.01, 1.0)
+    assert config["model"]["forget_bias"] == 1.0
+    changed = {"optimizer", "lr", "clip", "model"}
+    assert {key: value for key, value in config.items() if key not in changed} == {
+        key: value for key, value in general.items() if key not in changed}
+    assert TrainConfig.for_task("adding", optimizer="sgd").lr == 1.0  # SGD's own rate
 
 
 def test_another_optimizer_brings_its_own_learning_rate():
