@@ -99,7 +99,9 @@ class TrainResult:
 
     Attributes:
         metrics: the final evaluation, as written to ``results.json`` (``test_<metric>``,
-            ``valid_<metric>``, ``chance_<metric>``, ``steps``, ``wall_time_s``, ``clip_fraction``).
+            ``valid_<metric>``, ``chance_<metric>``, ``better_than_chance`` (where the task
+            has a chance level; see :func:`rnnlab.training.metrics.beats_chance`), ``steps``,
+            ``best_step``, ``wall_time_s``, ``clip_fraction``).
         history: every logged row (training windows, evaluations, rollbacks), oldest first.
         path: the run directory, or None for an in-memory run.
         model: the trained model after the last step (train mode).
