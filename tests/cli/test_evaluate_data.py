@@ -36,13 +36,18 @@ def test_evaluate_reads_named_columns_and_reports_the_files_chance(classify_run,
     assert metrics["chance_accuracy"] == pytest.approx(majority)
     predicted = predicted_labels(classify_run, [text for text, _ in records])
     right = sum(guess == label for guess, label in zip(predicted, gold))
-    assert metrics["test_accuracy"] == pytest.approx(right / len(records), abs=1e-6)
+    assert metrics["data_accuracy"] == pytest.approx(right / len(records), abs=1e-6)
+    assert metrics["data"] == str(other.resolve())  # results are named by the file
     code, out, err = rnnlab(capsys, "evaluate", str(classify_run), "--data", str(other),
                             "--text-column", "words", "--label-column", "y")
     assert code == 0, err
     lines = dict(line.split() for line in out.splitlines())
     assert float(lines["chance_accuracy"]) == pytest.approx(0.7)
-    assert "test_accuracy" in lines
+    assert "data_accuracy" in lines and lines["data:"] == str(other.resolve())
+    assert not [key for key in lines if key.startswith("test_")]
+    code, _, err = rnnlab(capsys, "evaluate", str(classify_run), "--data", str(other),
+                          "--text-column", "words", "--label-column", "y", "--split", "valid")
+    assert "--split chooses a split of the run's own data" in one_line_error(code, err)
 
 
 def test_evaluate_chance_without_data_is_that_of_the_test_split(classify_run, capsys):
@@ -70,8 +75,8 @@ def test_language_model_on_a_file_reports_its_unk_share_and_no_chance(lm_run, tm
     code, out, err = rnnlab(capsys, "evaluate", str(lm_run), "--data", str(held))
     assert code == 0, err
     lines = dict(line.split() for line in out.splitlines())
-    assert float(lines["test_unk_share"]) == pytest.approx(1 / 7, rel=1e-5)
-    assert "test_perplexity" in lines
+    assert float(lines["data_unk_share"]) == pytest.approx(1 / 7, rel=1e-5)
+    assert "data_perplexity" in lines
     assert not [key for key in lines if key.startswith("chance")]
     # on the run's own data the unigram chance level is there
     code, out, err = rnnlab(capsys, "evaluate", str(lm_run), "--json")

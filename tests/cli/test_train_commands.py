@@ -238,7 +238,7 @@ def test_evaluate_data_scores_the_whole_file(tmp_path, capsys) -> None:
     loaded = load_run(run, data=str(held))
     assert int(loaded.task.evaluation_columns("test").lengths.sum()) == 7 * 9 - 1
     expected = loaded.task.evaluate(loaded.model, "test", 4)["perplexity"]
-    assert json.loads(out)["test_perplexity"] == pytest.approx(expected)
+    assert json.loads(out)["data_perplexity"] == pytest.approx(expected)
 
     classify_run = tmp_path / "classify"
     code, _, err = rnnlab(capsys, "train", "classify", "--data",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rnnlab.cli._parser import positive_int
 from rnnlab.training import load_run
@@ -29,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--label-column", metavar="NAME",
                         help="classify --data: the column with the label (default: the run's, "
                         "then the usual names)")
-    parser.add_argument("--split", choices=("test", "valid"), default="test",
-                        help="which split to evaluate; with --data it only names the printed "
-                        "keys (default: test)")
+    parser.add_argument("--split", choices=("test", "valid"), default=None,
+                        help="which split of the run's data to evaluate (default: test); not "
+                        "with --data, whose results are printed as data_<metric>")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which weights to evaluate (default: best)")
     parser.add_argument("--batch-size", type=positive_int, metavar="B",
@@ -54,18 +55,27 @@ def data_columns(args: argparse.Namespace) -> dict[str, str | None] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print ``<split>_<metric> value`` lines and the split's chance level (or JSON); returns
-    the exit code."""
+    """Print ``<split>_<metric> value`` lines (``data_<metric>`` for --data FILE, after a line
+    naming the file) and the chance level (or one JSON object); returns the exit code."""
+    if args.data is not None and args.split is not None:
+        raise ValueError("--split chooses a split of the run's own data; --data FILE is "
+                         "evaluated whole (its results are named data_<metric>)")
+    columns = data_columns(args)
     loaded = load_run(args.run_dir, data=args.data, which=args.checkpoint, device=args.device,
-                      columns=data_columns(args))
+                      columns=columns)
     batch_size = args.batch_size or loaded.config.batch_size
-    metrics = loaded.task.evaluate(loaded.model, args.split, batch_size)
-    named = {f"{args.split}_{key}": float(value) for key, value in metrics.items()}
+    split = args.split or "test"  # with --data, both splits are the whole file
+    metrics = loaded.task.evaluate(loaded.model, split, batch_size)
+    prefix = "data" if args.data is not None else split
+    named: dict[str, object] = {}
+    if args.data is not None:
+        named["data"] = str(Path(args.data).resolve())
+    named.update({f"{prefix}_{key}": float(value) for key, value in metrics.items()})
     named.update({f"chance_{key}": float(value)
-                  for key, value in loaded.task.chance_on(args.split).items()})
+                  for key, value in loaded.task.chance_on(split).items()})
     if args.json:
         print(json.dumps(named))
     else:
         for key, value in named.items():
-            print(f"{key} {value:.6g}")
+            print(f"{key}: {value}" if isinstance(value, str) else f"{key} {value:.6g}")
     return 0
