@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 
@@ -177,6 +178,7 @@ def test_progress_displays_show_loss_gradient_norm_and_throughput(toy_task_class
     assert "8/8" in bar and "loss=" in bar and "|g|=" in bar and "tok/s=" in bar
     lines = log_stream.getvalue().splitlines()
     assert lines[0].startswith("step 2/8 train: loss ") and "| |g| " in lines[0]
+    assert re.search(r"\| [\d.e+-]+ ms/step \| 0:\d\d elapsed$", lines[0])
     assert "rollback at step 5: non-finite loss" in log_stream.getvalue()
     assert lines[-1].startswith("step 8/8 test: test_mse ")
 

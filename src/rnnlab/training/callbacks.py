@@ -78,6 +78,9 @@ class ProgressBar(Callback):
             unit="step",
             dynamic_ncols=True,
             leave=True,
+            # the time left from a long moving average of the step time: evaluations pause the
+            # bar, and tqdm's default (0.3) made the estimate jump by hours after each
+            smoothing=0.02,
         )
 
     def on_step_end(self, trainer: Trainer, step: int) -> None:
@@ -111,18 +114,35 @@ class ProgressBar(Callback):
             self.bar = None
 
 
+def clock(seconds: float) -> str:
+    """``75.2`` → ``"1:15"``, ``3725`` → ``"1:02:05"``."""
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
+
+
 class LogLines(Callback):
-    """One plain line per metrics row, for logs that are not a terminal."""
+    """One plain line per metrics row, for logs that are not a terminal; training rows end with
+    the wall time per step since the previous one (evaluations included) and the time elapsed."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self.previous: tuple[int, float] | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
         print_data_line(trainer, self.stream)
+        self.previous = (trainer.step, trainer.elapsed())
 
     def on_row(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if row.get("event") == "rollback":
             line = describe_row(row)
         else:
             line = f"step {row['step']}/{trainer.total_steps} {row['split']}: {describe_row(row)}"
+            elapsed = row.get("elapsed")
+            if row.get("split") == "train" and isinstance(elapsed, float):
+                if self.previous is not None and row["step"] > self.previous[0]:
+                    per_step = (elapsed - self.previous[1]) / (row["step"] - self.previous[0])
+                    line += f" | {per_step * 1000:.3g} ms/step"
+                line += f" | {clock(elapsed)} elapsed"
+                self.previous = (row["step"], elapsed)
         print(line, file=self.stream, flush=True)
