@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -20,6 +21,8 @@ def test_models_at_initialisation(tmp_path, capsys) -> None:
     assert lines[0].split()[:2] == ["model", "decay/step"] and "verdict" in lines[0]
     assert [line.split()[0] for line in lines[1:4]] == ["rnn", "lstm", "gru"]
     assert "vanishing guaranteed" in lines[1] or "not guaranteed" in lines[1]
+    assert re.search(r"\(σ_max = [\d.]+ [<≥] 1/γ = 1\)$", lines[1])  # the deciding number
+    assert lines[2].endswith("not guaranteed (gated cell)")
     assert {path.name for path in out_dir.iterdir()} == {
         "summary.json", "gradient_flow_rnn.png", "gradient_flow_lstm.png",
         "gradient_flow_gru.png", "decay.png", "eigenvalues.png",
@@ -32,6 +35,7 @@ def test_models_at_initialisation(tmp_path, capsys) -> None:
         assert row["spectral_radius"] == pytest.approx(0.9, rel=1e-5)
         assert 0 < row["decay_rate"] < 1
         assert isinstance(row["vanishing_guaranteed"], bool)
+        assert row["largest_singular_value"] > 0
         assert len(model["gradient_flow"]["decay"][0]) == 12
     assert summary["config"]["spectral_radius"] == 0.9
 

@@ -120,8 +120,17 @@ def plot_eigenvalues(
     for label, spectrum in spectra.items():
         values = np.concatenate([block.eigenvalues.numpy() for layer in spectrum.layers
                                  for block in layer.blocks])
+        if spectrum.gated:
+            verdict = "gated: condition n/a"
+        else:  # the number that decides Pascanu et al.'s condition, beside ρ
+            largest = max(block.largest_singular_value for layer in spectrum.layers
+                          for block in layer.blocks)
+            gamma = spectrum.layers[0].blocks[0].gamma
+            relation = "<" if spectrum.vanishing_guaranteed else "≥"
+            verdict = (f"σ_max = {largest:.3g} {relation} 1/γ = {1.0 / gamma:.3g}: vanishing "
+                       f"{'guaranteed' if spectrum.vanishing_guaranteed else 'not guaranteed'}")
         ax.scatter(values.real, values.imag, s=10, alpha=0.7,
-                   label=f"{label} (ρ = {spectrum.spectral_radius:.3g})")
+                   label=f"{label} (ρ = {spectrum.spectral_radius:.3g}; {verdict})")
     ax.axhline(0.0, color="grey", linewidth=0.5)
     ax.axvline(0.0, color="grey", linewidth=0.5)
     ax.set_aspect("equal", adjustable="datalim")

@@ -41,10 +41,11 @@ class Diagnosis:
         result = []
         for index, label in enumerate(self.flow.row_labels):
             layer = self.spectra.layers[index]
+            largest = max(block.largest_singular_value for block in layer.blocks)
             if self.spectra.gated:
                 verdict = "not guaranteed (gated cell)"
-            else:
-                verdict = "vanishing guaranteed" if layer.vanishing_guaranteed else "not guaranteed"
+            else:  # Pascanu et al.'s condition in the number that decides it: σ_max against 1/γ
+                verdict = layer.blocks[0].verdict
             rate = rates[index]
             gains = (None if self.step_jacobians is None
                      else float(self.step_jacobians.geometric_mean()[index]))
@@ -54,6 +55,7 @@ class Diagnosis:
                 "horizon": horizon.steps[index],
                 "exploding": horizon.exploding[index],
                 "spectral_radius": layer.spectral_radius,
+                "largest_singular_value": largest,
                 "vanishing_guaranteed": layer.vanishing_guaranteed,
                 "verdict": verdict,
                 "step_jacobian_norm": gains,
