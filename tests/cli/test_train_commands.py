@@ -59,7 +59,12 @@ def test_train_writes_run_directory_then_evaluate_reads_it(tmp_path, capsys) -> 
     assert code == 0, err
     assert f"run directory: {run}" in out and "test_mse" in out
     assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.jsonl", "checkpoints",
-                                               "results.json", ".rnnlab-run", ".rnnlab-lock"}
+                                               "results.json", ".rnnlab-run", ".rnnlab-lock",
+                                               "metrics.csv"}  # curves.png: too short a run
+    code, out, err = rnnlab(capsys, "plot", str(run))
+    assert code == 0, err
+    assert out.split() == [str(run / "metrics.csv"), str(run / "curves.png")]
+    assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")
     results = json.loads((run / "results.json").read_text())
     assert {"test_mse", "valid_mse", "chance_mse", "steps"} <= set(results)
     code, out, _ = rnnlab(capsys, "evaluate", str(run), "--json")

@@ -22,7 +22,8 @@ from rnnlab.errors import RnnlabError
 # Subcommand modules, in the order `rnnlab --help` lists them. A module that is not present
 # (a capability not built yet) is skipped.
 SUBCOMMANDS = (
-    "lecture", "train", "evaluate", "predict", "generate", "tasks", "diagnose", "info", "demo",
+    "lecture", "train", "evaluate", "predict", "generate", "plot", "tasks", "diagnose", "info",
+    "demo",
 )
 
 

@@ -16,6 +16,7 @@ from rnnlab.tasks import Task, get_task
 from rnnlab.training.callbacks import Callback, ProgressBar
 from rnnlab.training.checkpoint import load_checkpoint
 from rnnlab.training.config import TrainConfig, load_config
+from rnnlab.training.curves import CurveWriter
 from rnnlab.training.distributed import DistributedContext, resolve_device
 from rnnlab.training.trainer import Trainer, TrainResult
 
@@ -53,8 +54,9 @@ def train(
 
     Args:
         config: the run's configuration.
-        out_dir: run directory to write (``config.yaml``, ``metrics.jsonl``, ``checkpoints/``,
-            ``results.json``), or None to train in memory only (rollback snapshots still work).
+        out_dir: run directory to write (``config.yaml``, ``metrics.jsonl``, ``metrics.csv``,
+            ``curves.png``, ``checkpoints/``, ``results.json``), or None to train in memory
+            only (rollback snapshots still work).
         progress: show a tqdm progress bar on stderr.
         callbacks: extra hooks into the loop (see :class:`rnnlab.training.Callback`).
         resume: continue the run in ``out_dir`` from ``checkpoints/last.pt``; the finished run then
@@ -88,6 +90,8 @@ def train(
                             model=task.model_config(config.model).to_dict(),
                             splits=task.describe_splits() or None)
     all_callbacks = list(callbacks or [])
+    if out_dir is not None:  # metrics.csv and curves.png beside metrics.jsonl
+        all_callbacks.append(CurveWriter(out_dir))
     if progress:
         all_callbacks.append(ProgressBar())
     device_type = resolve_device(config.device).type
