@@ -1,6 +1,12 @@
 """Exceptions that carry a message a user can act on (the CLI prints them as one line)."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type's name when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class RnnlabError(Exception):
     """Base class of rnnlab's own errors."""
 

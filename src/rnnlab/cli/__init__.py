@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from rnnlab import __version__
 from rnnlab.cli._parser import OneLineArgumentParser
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import RnnlabError, first_line
 
 # Subcommand modules, in the order `rnnlab --help` lists them. A module that is not present
 # (a capability not built yet) is skipped.
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (RnnlabError, ValueError, OSError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error)
         print(f"rnnlab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as error:

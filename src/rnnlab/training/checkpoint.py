@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from rnnlab.errors import CheckpointError
+from rnnlab.errors import CheckpointError, first_line
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 2  # 2: with "checksum"
@@ -116,7 +116,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad file (pickle, zip, runtime)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         if reason.startswith("Weights only load failed"):  # torch's paragraph: keep its cause
             cause = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))
             reason = "not a file of tensors and plain data" + (

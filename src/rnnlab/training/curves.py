@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from pathlib import Path
@@ -22,25 +21,13 @@ from matplotlib.figure import Figure
 
 from rnnlab.training.callbacks import Callback
 from rnnlab.training.checkpoint import atomic_write_bytes, atomic_write_text
+from rnnlab.training.metrics import read_rows
 
 if TYPE_CHECKING:
     from rnnlab.training.trainer import Trainer, TrainResult
 
 CSV_NAME = "metrics.csv"
 PLOT_NAME = "curves.png"
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``metrics.jsonl`` file (a line cut short by a crash is skipped)."""
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
@@ -131,11 +118,24 @@ def write_curves(run_dir: str | Path, rows: list[dict[str, Any]] | None = None, 
         metric = metric or get_task(config.task).metric
         clip = config.clip if clip is None else clip
         title = f"{config.task}: {directory.name}" if title is None else title
+    return [write_csv(rows, directory), draw_curves(rows, directory, metric, clip=clip,
+                                                     title=title)]
+
+
+def write_csv(rows: list[dict[str, Any]], directory: Path) -> Path:
+    """``metrics.csv`` of ``rows`` in ``directory``, written atomically; returns its path."""
     atomic_write_text(csv_text(rows), directory / CSV_NAME)
+    return directory / CSV_NAME
+
+
+def draw_curves(rows: list[dict[str, Any]], directory: Path, metric: str, *,
+                clip: float | None, title: str) -> Path:
+    """``curves.png`` (:func:`plot_curves`) in ``directory``, written atomically; returns its
+    path."""
     buffer = io.BytesIO()
     plot_curves(rows, metric, clip=clip, title=title).savefig(buffer, format="png", dpi=100)
     atomic_write_bytes(buffer.getvalue(), directory / PLOT_NAME)
-    return [directory / CSV_NAME, directory / PLOT_NAME]
+    return directory / PLOT_NAME
 
 
 class CurveWriter(Callback):
@@ -157,16 +157,13 @@ class CurveWriter(Callback):
 
     def _write(self, trainer: Trainer, *, final: bool) -> None:
         rows = list(trainer.log.rows)
-        atomic_write_text(csv_text(rows), self.run_dir / CSV_NAME)
+        write_csv(rows, self.run_dir)
         now = time.monotonic()
         due = final or now - self.last_drawing >= self.interval
         if not due or self.drawing_seconds > self.budget * trainer.elapsed():
             return
-        figure = plot_curves(rows, trainer.task.metric, clip=trainer.config.clip,
-                             title=f"{trainer.task.name}: {self.run_dir.name}")
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100)
-        atomic_write_bytes(buffer.getvalue(), self.run_dir / PLOT_NAME)
+        draw_curves(rows, self.run_dir, trainer.task.metric, clip=trainer.config.clip,
+                    title=f"{trainer.task.name}: {self.run_dir.name}")
         self.last_drawing = time.monotonic()
         self.drawing_seconds = self.last_drawing - now
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from rnnlab.errors import RnnlabError
+from rnnlab.errors import RnnlabError, first_line
 
 
 class PeerFailure(RnnlabError):
@@ -32,9 +32,8 @@ def peer_failures() -> Iterator[None]:
     try:
         yield
     except RuntimeError as error:  # DistBackendError and gloo's RuntimeError alike
-        text = str(error).strip()
-        cause = text.splitlines()[0] if text else type(error).__name__
-        cause = re.sub(r"^\[[^\]]*\]\s*", "", cause)  # gloo's "[../pair.cc:534] " prefix
+        # without gloo's "[../pair.cc:534] " prefix
+        cause = re.sub(r"^\[[^\]]*\]\s*", "", first_line(error))
         cause = cause.split(". ")[0].rstrip(".")  # the first sentence: what happened
         if len(cause) > 100:
             cause = cause[:97] + "..."

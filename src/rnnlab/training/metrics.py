@@ -34,6 +34,19 @@ def beats_chance(value: float, chance: float, higher_is_better: bool) -> bool:
     return value <= 0.9 * chance
 
 
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` file; a line cut short by an interruption is skipped."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 class MetricsLog:
     """Rows of training, evaluation and rollback records, mirrored to a JSONL file if given.
 
@@ -71,20 +84,11 @@ class MetricsLog:
         """
         if self.path is None or not self.path.is_file():
             return
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by the interruption
-                continue
-            if not isinstance(row, dict):
-                continue
-            if rows is not None and len(kept) >= rows:
-                break
-            if rows is not None or int(row.get("step", 0)) <= step:
-                kept.append(row)
+        kept = read_rows(self.path)
+        if rows is not None:
+            kept = kept[:rows]
+        else:
+            kept = [row for row in kept if int(row.get("step", 0)) <= step]
         self.rows = kept
         atomic_write_text("".join(json.dumps(row) + "\n" for row in kept), self.path)
 

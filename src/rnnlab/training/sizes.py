@@ -99,8 +99,7 @@ def state_bytes(model: nn.Module, optimizer: str) -> int:
     count = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
     frozen = sum(parameter.numel() for parameter in model.parameters()
                  if not parameter.requires_grad)
-    copies = 4 if optimizer == "adam" else 2
-    return (count * copies + frozen) * FLOAT_BYTES
+    return (count * state_copies(optimizer) + frozen) * FLOAT_BYTES
 
 
 def step_values(model: nn.Module, *, cell: str, hidden: int, layers: int,
@@ -136,8 +135,14 @@ def recurrent_state_floor(*, cell: str, hidden: int, layers: int, directions: in
     without building anything: enough to refuse absurd sizes (``--layers 100000``) before even a
     meta-device model is built, which takes time in proportion to the layers."""
     matrices = layers * directions * get_cell(cell).gate_count * hidden * hidden
-    return MemoryEstimate(matrices * (4 if optimizer == "adam" else 2) * FLOAT_BYTES, 0,
+    return MemoryEstimate(matrices * state_copies(optimizer) * FLOAT_BYTES, 0,
                           state_label=state_label(optimizer))
+
+
+def state_copies(optimizer: str) -> int:
+    """Copies of each trained parameter a step holds: the weight and its gradient, and Adam's
+    two moments."""
+    return 4 if optimizer == "adam" else 2
 
 
 def state_label(optimizer: str) -> str:
