@@ -223,3 +223,64 @@ def test_bad_arguments() -> None:
     assert math.isnan(float(GradientFlow(
         torch.ones(1, 1, 1), torch.tensor([0]), "hidden", ("layer 0",), (False,), "batched"
     ).decay_rate()[0]))
+
+
+def per_sample_rows(model: nn.Module, inputs: torch.Tensor, steps: list[int], wrt: str,
+                    batch_first: bool = False) -> torch.Tensor:
+    """Exact rows: sample b alone, source steps[b % len(steps)]; averaged per source (R, S, T)."""
+    samples = inputs.shape[0 if batch_first else 1]
+    rows = []
+    for b in range(samples):
+        single = inputs[b : b + 1] if batch_first else inputs[:, b : b + 1]
+        source = steps[b % len(steps)]
+        flow = gradient_flow(model, single, sources=[source], wrt=wrt, batch_first=batch_first)
+        rows.append(flow.matrix[:, source].double())  # (R, T)
+    stacked = torch.stack(rows, dim=1)  # (R, B, T)
+    return torch.stack([stacked[:, [b for b in range(samples) if b % len(steps) == s]].mean(1)
+                        for s in range(len(steps))], dim=1)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"num_layers": 2, "bidirectional": True}])
+def test_sampled_rows_are_each_share_of_the_batch_exactly(kwargs: dict) -> None:
+    """One backward pass, each source on its own samples: the rows equal exact per-sample rows."""
+    layer = rnnlab.GRU(INPUT, HIDDEN, **kwargs).double()
+    inputs = torch.randn(STEPS, 6, INPUT, dtype=torch.float64)
+    sampled = gradient_flow(layer, inputs, sources=3, method="sampled")
+    assert sampled.method == "sampled" and sampled.sources.tolist() == [0, 6, 11]
+    expected = per_sample_rows(layer, inputs, [0, 6, 11], "hidden")
+    torch.testing.assert_close(sampled.matrix[:, sampled.sources], expected)
+    others = [t for t in range(STEPS) if t not in sampled.sources.tolist()]
+    assert torch.isnan(sampled.matrix[:, others]).all()
+
+
+def test_sampled_input_flow_on_plain_torch_lstm_batch_first() -> None:
+    torch.manual_seed(1)
+    model = nn.LSTM(INPUT, HIDDEN, batch_first=True).double()
+    inputs = torch.randn(4, STEPS, INPUT, dtype=torch.float64)  # (B, T, I)
+    sampled = gradient_flow(model, inputs, wrt="input", method="sampled", batch_first=True)
+    assert sampled.sources.tolist() == [0, 4, 7, 11]  # one per sample by default
+    expected = per_sample_rows(model, inputs, [0, 4, 7, 11], "input", batch_first=True)
+    torch.testing.assert_close(sampled.matrix[:, sampled.sources], expected)
+
+
+def test_sampled_estimate_tracks_the_exact_decay_and_horizon() -> None:
+    torch.manual_seed(0)
+    layer = rnnlab.LSTM(16, 32)
+    inputs = torch.randn(60, 32, 16)
+    exact, sampled = gradient_flow(layer, inputs), gradient_flow(layer, inputs, method="sampled")
+    rate, estimate = float(exact.decay_rate()[0]), float(sampled.decay_rate()[0])
+    assert abs(estimate - rate) <= 0.05 * rate
+    assert abs(sampled.horizon().steps[0] - exact.horizon().steps[0]) <= 1
+
+
+def test_sampled_needs_per_sample_losses_and_caps_sources() -> None:
+    layer = rnnlab.RNN(INPUT, HIDDEN)
+    inputs = torch.randn(STEPS, BATCH, INPUT)
+    with pytest.raises(ValueError, match="per-sample losses"):
+        gradient_flow(layer, inputs, method="sampled", loss=lambda output: output.sum((1, 2)))
+    flow = gradient_flow(layer, inputs, method="sampled", sources=6)
+    assert flow.sources.tolist() == [0, 4, 11]  # 3 of [0, 2, 4, 7, 9, 11], spread
+    assert any("3 of the 6 sources" in note for note in flow.notes)
+    custom = gradient_flow(layer, inputs, method="sampled", sources=[2, 9],
+                           loss=lambda output: output.square().sum(-1))
+    assert custom.sources.tolist() == [2, 9] and torch.isfinite(custom.matrix[:, [2, 9]]).all()

@@ -103,3 +103,31 @@ def backward_norms(
         store(slice(row, row + 1),
               [None if gradient is None else gradient.unsqueeze(0) for gradient in gradients])
     return norms, "loop"
+
+
+def sampled_norms(
+    losses: Tensor,
+    inputs: list[Tensor],
+    per_sample: Callable[[Sequence[Tensor | None]], Tensor],
+    sources: Tensor,
+) -> Tensor:
+    """Estimated norms (S, columns) of ∂J_t/∂inputs for each source step t, in one backward pass.
+
+    Sample b of the batch is given the source ``sources[b % S]``; the objective
+    Σ_b losses[t(b), b] is back-propagated once, and since samples do not interact each
+    sample's gradient is that of its own source. ``per_sample`` turns the gradients of
+    ``inputs`` (None where an input is unused) into per-sample norms (columns, B); row s of the
+    result averages the columns over the samples given to ``sources[s]``.
+
+    Args:
+        losses: (T, B) per-step, per-sample objectives.
+        sources: (S,) loss steps, S ≤ B.
+    """
+    batch = losses.shape[1]
+    assigned = torch.arange(batch, device=losses.device) % len(sources)  # (B,)
+    steps = sources.to(losses.device)[assigned]
+    objective = losses[steps, torch.arange(batch, device=losses.device)].sum()
+    gradients = torch.autograd.grad(objective, inputs, allow_unused=True)
+    norms = per_sample(gradients).double().cpu()  # (columns, B)
+    shares = torch.nn.functional.one_hot(assigned.cpu(), len(sources)).double()  # (B, S)
+    return (norms @ (shares / shares.sum(dim=0))).T  # (S, columns)

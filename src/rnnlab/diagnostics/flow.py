@@ -3,7 +3,8 @@
 J_t is a per-step objective (the loss at step t) and h_j the hidden state at step j. The whole
 T×T matrix is computed exactly, through the real recurrence, with batched backward passes: one
 ``torch.autograd.grad(..., is_grads_batched=True)`` call back-propagates many one-hot "source"
-vectors at once (see :func:`gradient_flow`).
+vectors at once (see :func:`gradient_flow`). For monitoring, ``method="sampled"`` estimates rows
+of it in a single backward pass by giving each source step its own share of the batch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rnnlab.diagnostics._batched import (
     backward_norms,
     chunk_size_for,
     probe_norms,
+    sampled_norms,
     select_sources,
 )
 from rnnlab.diagnostics._models import find_recurrent_layer, model_output, time_major
@@ -77,7 +79,8 @@ class GradientFlow:
         row_labels: a name per row.
         reverse: per row, True for a reverse direction, whose causal order runs backwards in
             time: the loss at t reaches h_j for j ≥ t, and distance is j - t.
-        method: ``"batched"`` (vmapped backward passes) or ``"loop"`` (one backward per source).
+        method: ``"batched"`` (vmapped backward passes), ``"loop"`` (one backward per source) or
+            ``"sampled"`` (one backward pass; each source row averages its share of the batch).
         notes: anything the computation wants the reader to know (fallbacks, warnings).
     """
 
@@ -191,6 +194,32 @@ def _step_losses(output: Tensor, loss: StepLoss | None, seed: int) -> Tensor:
     return values.sum(dim=1) if values.dim() == 2 else values
 
 
+def _sample_losses(output: Tensor, loss: StepLoss | None, seed: int) -> Tensor:
+    """Per-step, per-sample objectives (T, B) for ``method="sampled"``."""
+    if loss is None:
+        return output @ _direction(output.shape[-1], output, seed)
+    values = loss(output)
+    if not isinstance(values, Tensor) or tuple(values.shape) != tuple(output.shape[:2]):
+        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ValueError(
+            f"method='sampled' needs per-sample losses: loss must map the output (T, B, F) to "
+            f"(T, B) = {tuple(output.shape[:2])}, got {shape}"
+        )
+    return values
+
+
+def _sampled_sources(sources: Sources, steps: int, batch: int, notes: list[str]) -> Tensor:
+    """The source steps of ``method="sampled"``: at most one per sample (default: one per
+    sample, evenly spaced, at most T)."""
+    chosen = select_sources(min(batch, steps) if sources is None else sources, steps)
+    if len(chosen) > batch:
+        keep = torch.linspace(0, len(chosen) - 1, batch).round().long().unique()
+        notes.append(f"method='sampled' gives each source at least one sample: {batch} of the "
+                     f"{len(chosen)} sources were computed")
+        chosen = chosen[keep]
+    return chosen
+
+
 def _result_dtype(output: Tensor) -> torch.dtype:
     """float64 for float64 models, else float32."""
     return torch.float64 if output.dtype == torch.float64 else torch.float32
@@ -205,7 +234,7 @@ def gradient_flow(
     sources: Sources = None,
     batch_first: bool | None = None,
     layer: nn.Module | None = None,
-    method: Literal["batched", "loop"] = "batched",
+    method: Literal["batched", "loop", "sampled"] = "batched",
     chunk_size: int | None = None,
     seed: int = 0,
 ) -> GradientFlow:
@@ -228,13 +257,19 @@ def gradient_flow(
         loss: maps the time-major model output (T, B, F) to per-step losses (T,) or (T, B)
             (summed over the batch). Default: J_t = Σ_b ⟨output[t, b], u⟩ for a fixed random unit
             vector u drawn with ``seed``.
-        sources: which loss steps t to compute: None for all T, an int k for k evenly spaced
-            steps (for long sequences), or explicit steps.
+        sources: which loss steps t to compute: None for all T (with ``"sampled"``: one per
+            sample, at most T), an int k for k evenly spaced steps (for long sequences), or
+            explicit steps.
         batch_first: layout of ``inputs`` and of the output; default the model's
             ``batch_first`` attribute, else False.
         layer: the recurrent layer to probe when ``model`` contains several.
-        method: ``"batched"`` (vmapped backward over chunks of sources) or ``"loop"`` (one
-            ``torch.autograd.grad`` per source step, the naive reference).
+        method: ``"batched"`` (vmapped backward over chunks of sources), ``"loop"`` (one
+            ``torch.autograd.grad`` per source step, the naive reference) or ``"sampled"``, an
+            estimate for monitoring: sample b is given source step ``sources[b % k]`` and the
+            objective Σ_b J_{t(b)}[b] is back-propagated once; as samples do not interact, each
+            sample's gradient is its own source's, so row t averages over the B/k samples given
+            to t instead of all B. Costs about one forward+backward through the reference step
+            loop, whatever k. Needs per-sample losses: ``loss`` must return (T, B).
         chunk_size: sources per batched backward (default: chosen from T and a memory budget).
         seed: seed of the default loss direction u.
     Returns:
@@ -243,8 +278,8 @@ def gradient_flow(
     """
     if wrt not in ("hidden", "input"):
         raise ValueError(f"wrt must be 'hidden' or 'input', got {wrt!r}")
-    if method not in ("batched", "loop"):
-        raise ValueError(f"method must be 'batched' or 'loop', got {method!r}")
+    if method not in ("batched", "loop", "sampled"):
+        raise ValueError(f"method must be 'batched', 'loop' or 'sampled', got {method!r}")
     if batch_first is None:
         batch_first = bool(getattr(model, "batch_first", False))
     notes: list[str] = []
@@ -270,6 +305,29 @@ def _input_flow(model: nn.Module, inputs: Tensor, loss: StepLoss | None, sources
     input_steps = leaf.shape[1] if batch_first else leaf.shape[0]
     if input_steps != steps:
         raise ValueError(f"the output has {steps} steps but the input has {input_steps}")
+    if method == "sampled":
+        chosen = _sampled_sources(sources, steps, output.shape[1], notes)
+
+        def per_sample(gradients: Sequence[Tensor | None]) -> Tensor:  # -> (T, B)
+            gradient = gradients[0] if gradients[0] is not None else torch.zeros_like(leaf)
+            norms = gradient.flatten(2).double().norm(dim=-1)  # (T, B) or (B, T)
+            return norms.T if batch_first else norms
+
+        norms = sampled_norms(_sample_losses(output, loss, seed), [leaf], per_sample, chosen)
+        used = "sampled"
+    else:
+        norms, used, chosen = _input_norms(output, leaf, loss, sources, steps, batch_first,
+                                           method, chunk_size, seed, notes)
+    matrix = torch.full((1, steps, steps), float("nan"), dtype=torch.float64)
+    matrix[0, chosen] = norms
+    return GradientFlow(matrix.to(_result_dtype(output)), chosen, "input", ("input",), (False,),
+                        used, tuple(notes))
+
+
+def _input_norms(output: Tensor, leaf: Tensor, loss: StepLoss | None, sources: Sources,
+                 steps: int, batch_first: bool, method: str, chunk_size: int | None, seed: int,
+                 notes: list[str]) -> tuple[Tensor, str, Tensor]:
+    """Exact rows (S, T) of the input flow, the method used, and the sources."""
     chosen = select_sources(sources, steps)
     objectives = list(_step_losses(output, loss, seed))
 
@@ -280,10 +338,7 @@ def _input_flow(model: nn.Module, inputs: Tensor, loss: StepLoss | None, sources
     size = chunk_size_for(chunk_size, len(chosen), leaf.numel(), len(chosen))
     norms, used = backward_norms(objectives, [leaf], [reduce], steps, chosen, method, size,
                                   notes)
-    matrix = torch.full((1, steps, steps), float("nan"), dtype=torch.float64)
-    matrix[0, chosen] = norms
-    return GradientFlow(matrix.to(_result_dtype(output)), chosen, "input", ("input",), (False,),
-                        used, tuple(notes))
+    return norms, used, chosen
 
 
 def _hidden_flow(model: nn.Module, inputs: Tensor, loss: StepLoss | None, sources: Sources,
@@ -316,22 +371,37 @@ def _hidden_flow(model: nn.Module, inputs: Tensor, loss: StepLoss | None, source
     if output.shape[0] != steps:
         raise ValueError(f"the model output has {output.shape[0]} steps but the recurrent layer "
                          f"ran {steps}; diagnostics need one output per layer step")
-    chosen = select_sources(sources, steps)
 
     def time_of(direction: int, step: int) -> int:
         return steps - 1 - step if direction else step
 
     keys = sorted(probes, key=lambda key: (key[0], key[1], time_of(key[1], key[2])))
     probe_list = [probes[key] for key in keys]
-    objectives, trimmed = _objectives(output, recurrent, model, hook_outputs, loss, seed, steps)
-    probe_elements = sum(probe.numel() for probe in probe_list)
-    # Triangular structure: a chunk of early sources only back-propagates through early steps,
-    # so several smaller chunks beat one big one; without it, one chunk does all the work once.
-    default = max(1, math.ceil(len(chosen) / 4)) if trimmed else len(chosen)
-    per_source = probe_elements  # one source's backward fills every probe's gradient
-    size = chunk_size_for(chunk_size, len(chosen), per_source, default)
-    norms, used = backward_norms(objectives, probe_list, [probe_norms] * len(probe_list),
-                                  len(probe_list), chosen, method, size, notes)
+    if method == "sampled":
+        chosen = _sampled_sources(sources, steps, output.shape[1], notes)
+
+        def per_sample(gradients: Sequence[Tensor | None]) -> Tensor:  # -> (P, B)
+            return torch.stack([
+                torch.zeros(probe.shape[0], dtype=torch.float64, device=probe.device)
+                if gradient is None else gradient.flatten(1).double().norm(dim=-1)
+                for gradient, probe in zip(gradients, probe_list)
+            ])
+
+        norms = sampled_norms(_sample_losses(output, loss, seed), probe_list, per_sample, chosen)
+        used = "sampled"
+    else:
+        chosen = select_sources(sources, steps)
+        objectives, trimmed = _objectives(output, recurrent, model, hook_outputs, loss, seed,
+                                          steps)
+        probe_elements = sum(probe.numel() for probe in probe_list)
+        # Triangular structure: a chunk of early sources only back-propagates through early
+        # steps, so several smaller chunks beat one big one; without it, one chunk does all the
+        # work once.
+        default = max(1, math.ceil(len(chosen) / 4)) if trimmed else len(chosen)
+        per_source = probe_elements  # one source's backward fills every probe's gradient
+        size = chunk_size_for(chunk_size, len(chosen), per_source, default)
+        norms, used = backward_norms(objectives, probe_list, [probe_norms] * len(probe_list),
+                                      len(probe_list), chosen, method, size, notes)
     matrix = torch.full((rows, steps, steps), float("nan"), dtype=torch.float64)
     for index, (layer_index, direction, step) in enumerate(keys):
         row = layer_index * recurrent.num_directions + direction
