@@ -18,6 +18,7 @@ from rnnlab.training.checkpoint import load_checkpoint
 from rnnlab.training.config import TrainConfig, load_config
 from rnnlab.training.curves import CurveWriter
 from rnnlab.training.distributed import DistributedContext, resolve_device
+from rnnlab.training.tensorboard import TensorBoardWriter, check_tensorboard_available
 from rnnlab.training.trainer import Trainer, TrainResult
 
 
@@ -45,6 +46,7 @@ def train(
     resume: bool = False,
     task: Task | None = None,
     force: bool = False,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Train a model on ``config.task`` and evaluate it on the validation and test splits.
 
@@ -64,17 +66,26 @@ def train(
         task: an already built task to train on (default: built from ``config``).
         force: write into ``out_dir`` even when it is neither empty nor an rnnlab run of this
             task (files rnnlab writes are replaced; nothing else is deleted).
+        tensorboard: also write every metrics row as TensorBoard scalars into
+            ``out_dir/tensorboard/`` (``tensorboard --logdir out_dir``); needs ``out_dir`` and
+            the tensorboard package (``pip install 'rnnlab[tensorboard]'``). A resumed run's
+            event files show exactly the rows of its ``metrics.jsonl``.
 
     Returns:
         The final metrics, the history of logged rows, the run directory, the model and the task.
 
     Raises:
-        ValueError / rnnlab.errors.DataError: bad options or data.
+        ValueError / rnnlab.errors.DataError: bad options or data; ``tensorboard`` without
+            ``out_dir`` or without the tensorboard package.
         rnnlab.errors.CheckpointError: ``resume`` with a missing, corrupted or foreign checkpoint.
         rnnlab.errors.TrainingDiverged: NaN/Inf persisted after ``config.max_rollbacks`` rollbacks.
         rnnlab.training.rundir.RunDirectoryError: ``out_dir`` is someone else's, or another
             process is writing it.
     """
+    if tensorboard:
+        if out_dir is None:
+            raise ValueError("tensorboard=True writes into the run directory: give out_dir")
+        check_tensorboard_available()
     task_class = type(task) if task is not None else get_task(config.task)
     if config.data is not None:
         if not task_class.reads_data:
@@ -92,6 +103,8 @@ def train(
     all_callbacks = list(callbacks or [])
     if out_dir is not None:  # metrics.csv and curves.png beside metrics.jsonl
         all_callbacks.append(CurveWriter(out_dir))
+        if tensorboard:
+            all_callbacks.append(TensorBoardWriter(out_dir))
     if progress:
         all_callbacks.append(ProgressBar())
     device_type = resolve_device(config.device).type
@@ -102,8 +115,8 @@ def train(
         try:
             return trainer.fit(resume=resume)
         finally:
-            for callback in all_callbacks:
-                if isinstance(callback, ProgressBar):
+            for callback in all_callbacks:  # also when the run stopped early
+                if isinstance(callback, (ProgressBar, TensorBoardWriter)):
                     callback.close()
     finally:
         context.close()
