@@ -169,7 +169,9 @@ def test_epochs_count_steps_of_finite_data(toy_task_class) -> None:
         train(toy_config(steps=None, epochs=2), None, task=toy_task_class(seed=3))
 
 
-def test_progress_displays_show_loss_gradient_norm_and_throughput(toy_task_class) -> None:
+def test_progress_displays_show_loss_gradient_norm_and_throughput(toy_task_class,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
     bar_stream, log_stream = io.StringIO(), io.StringIO()
     task = toy_task_class(seed=3, loss_nan_steps=(5,))
     train(toy_config(steps=8), None, task=task,
@@ -217,3 +219,41 @@ def test_a_signal_checkpoints_the_finished_step_so_resume_is_exact(tmp_path, toy
     expected, actual = parameters_of(reference.model), parameters_of(resumed.model)
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     assert resumed.metrics["test_mse"] == reference.metrics["test_mse"]
+
+
+def test_progress_bar_metrics_fit_the_terminal_width(toy_task_class, monkeypatch) -> None:
+    """Whole key=value pairs, the most useful first, and no line wider than the terminal."""
+    for columns in (60, 80, 120):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        stream = io.StringIO()
+        train(toy_config(steps=8, eval_every=4), None, task=toy_task_class(seed=3),
+              callbacks=[ProgressBar(stream)])
+        lines = [line for line in stream.getvalue().replace("\r", "\n").splitlines() if line]
+        assert all(len(line) <= columns for line in lines), (columns, lines)
+        last = lines[-1]
+        assert "loss=" in last if columns >= 80 else "step/s" in last
+        if columns >= 120:
+            assert "valid=" in last and "|g|=" in last
+
+
+def test_the_health_monitor_reports_in_rows_and_resumes_exactly(tmp_path, toy_task_class) -> None:
+    config = toy_config(model={"hidden": 8, "dropout": 0.3, "layers": 2}, checkpoint_every=4,
+                        monitor_every=3)
+    reference = train(config, tmp_path / "whole", task=toy_task_class(seed=3))
+    rows = [row for row in reference.history if row.get("split") == "train"]
+    groups = ("recurrent.l0", "recurrent.l1", "readout")
+    assert all(f"grad_norm/{group}" in row and f"update_ratio/{group}" in row
+               for row in rows for group in groups)
+    flows = [row["step"] for row in rows if "horizon/recurrent.input" in row]
+    assert flows == [4, 6, 10, 12]  # estimates after steps 3, 6, 9 and 12, in the next row
+    assert all(row["flow_steps/recurrent"] == 6 for row in rows if row["step"] in flows)
+    assert reference.metrics["health_alerts"] == []
+    # interrupted mid-window, between checkpoints and between estimates: the same rows
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", task=toy_task_class(seed=3), callbacks=[InterruptAt(11)])
+    resumed = train(config, tmp_path / "cut", task=toy_task_class(seed=3), resume=True)
+    assert without_timing(resumed.history) == without_timing(reference.history)
+    off = train(config.replace(monitor_every=0), None, task=toy_task_class(seed=3))
+    assert not any("/" in key for row in off.history for key in row)
+    assert "health_alerts" not in off.metrics
+    assert torch.equal(off.model.readout.weight, reference.model.readout.weight)

@@ -25,12 +25,16 @@ NAME = "train"
 MODEL_KEYS = ("cell", "layers", "hidden", "embedding", "bidirectional", "connection", "dropout",
               "tie_weights", "pooling", "forget_bias")
 TRAINING_KEYS = ("data", "seq_len", "optimizer", "lr", "steps", "epochs", "batch_size", "clip",
-                 "seed", "eval_every", "log_every", "checkpoint_every", "plateau_factor",
+                 "seed", "eval_every", "log_every", "monitor_every", "checkpoint_every",
+                 "plateau_factor",
                  "max_rollbacks", "lr_decay_on_rollback", "device")
-CLI_ONLY_KEYS = ("out", "quiet")  # how to run, not what to train; also allowed in --config files
-RESUME_OVERRIDES = ("steps", "epochs", "device", "quiet", "lr", "clip", "max_rollbacks")
+# how to run, not what to train (never in a run's config.yaml); also allowed in --config files
+CLI_ONLY_KEYS = ("out", "quiet", "tensorboard")
+RESUME_OVERRIDES = ("steps", "epochs", "device", "quiet", "tensorboard", "lr", "clip",
+                    "max_rollbacks")
 RECOVERY_OPTIONS = ("lr", "clip", "max_rollbacks")  # what a diverged run may resume with
-SWITCHES = ("quiet", "freeze_embeddings")  # on/off options whose "off" is their absence
+# on/off options whose "off" is their absence
+SWITCHES = ("quiet", "tensorboard", "freeze_embeddings")
 
 
 def non_negative_float(text: str) -> float:
@@ -127,6 +131,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
            "steps between validation evaluations", type=positive_int, metavar="N")
     _option(training, "--log-every", str(defaults.log_every), "steps between metrics rows",
            type=positive_int, metavar="N")
+    _option(training, "--monitor-every", str(defaults.monitor_every),
+           "steps between the health monitor's gradient-flow estimates (its per-layer gradient "
+           "norms come with every log row); 0 turns the monitor off", type=non_negative_int,
+           metavar="N")
     _option(training, "--checkpoint-every", "--eval-every", "steps between checkpoints",
            type=positive_int, metavar="N")
     _option(training, "--plateau-factor", str(defaults.plateau_factor),
@@ -145,6 +153,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _option(run, "--resume", None, "continue the interrupted run in RUN_DIR exactly where it "
            "stopped (--steps/--epochs may extend it)", metavar="RUN_DIR")
     _option(run, "--quiet", None, "no progress display", action="store_true")
+    _option(run, "--tensorboard", None, "also write TensorBoard event files to "
+           "RUN_DIR/tensorboard (needs: pip install 'rnnlab[tensorboard]')", action="store_true")
     _option(run, "--force", None, "write into --out even if it is not empty and not a run of "
            "this task (rnnlab's own files there are replaced, nothing else is deleted)",
            action="store_true")
@@ -290,8 +300,8 @@ def _resume_config(run_dir: str, given: dict[str, Any]) -> TrainConfig:
     if extra:
         raise ValueError(
             f"--resume continues {run_dir} with its saved configuration; {_flag(extra[0])} cannot "
-            "be changed (only --steps, --epochs, --device, --quiet, --lr, --clip and "
-            "--max-rollbacks can)"
+            "be changed (only --steps, --epochs, --device, --quiet, --tensorboard, --lr, --clip "
+            "and --max-rollbacks can)"
         )
     changes: dict[str, Any] = {key: given[key] for key in ("steps", "epochs", "device")
                                if key in given}
@@ -325,6 +335,7 @@ def run(args: argparse.Namespace) -> int:
         config = _resume_config(resume_dir, given)
         out = resume_dir
         quiet = bool(given.get("quiet", False))
+        tensorboard = bool(given.get("tensorboard", False))
     else:
         config_file = given.pop("config", None)
         values = _config_file_options(config_file) if config_file is not None else {}
@@ -335,13 +346,14 @@ def run(args: argparse.Namespace) -> int:
         values.update(given)
         config = _build_config(values)
         quiet = bool(values.get("quiet", False))
+        tensorboard = bool(values.get("tensorboard", False))
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = values.get("out") or str(Path("runs") / f"{config.task}-{stamp}")
     callbacks = [] if quiet else [ProgressBar() if sys.stderr.isatty() else LogLines()]
     keep_freed_memory()
     try:
         result = train(config, out, callbacks=callbacks, resume=resume_dir is not None,
-                       force=force)
+                       force=force, tensorboard=tensorboard)
     except KeyboardInterrupt:
         print(f"rnnlab train: interrupted; {_resume_advice(out)}", file=sys.stderr)
         return 130
@@ -369,6 +381,11 @@ def _print_provenance(metrics: dict[str, Any], task: Any) -> None:
               f"valid_{task.metric}")
     elif steps is not None:
         print(f"test and valid metrics: step {steps}, the last")
+    for alert in metrics.get("health_alerts") or []:
+        steps_seen = (f"step {alert['first_step']}" if alert["count"] == 1 else
+                      f"{alert['count']} times, steps {alert['first_step']}-{alert['last_step']}")
+        print(f"gradient health: {alert['kind']} in {alert['where']} ({steps_seen}); the last: "
+              f"{alert['message']}")
     if metrics.get("better_than_chance") is False:
         metric = task.metric
         print(f"warning: test_{metric} {metrics[f'test_{metric}']:.4g} is no better than chance "

@@ -7,6 +7,8 @@
 - :func:`step_jacobian_norms`: ‖∂h_t/∂h_{t-1}‖ along a real trajectory.
 - :func:`clip_grad_norm` (Pascanu's Algorithm 1 = ``torch.nn.utils.clip_grad_norm_``) and
   :class:`GradientStats`; :class:`GradientMonitor` for any training loop.
+- :class:`HealthMonitor`: per-layer gradient norms, update ratios, a sampled gradient-flow
+  estimate and :class:`Alert` s, in ``rnnlab train`` or around any module in your own loop.
 - :func:`diagnose` / :func:`format_table`: everything for one model, and a text table.
 
 Everything returns data (dataclasses with ``to_dict()``); plots live in
@@ -15,6 +17,7 @@ Everything returns data (dataclasses with ``to_dict()``); plots live in
 
 from rnnlab.diagnostics.clipping import GradientStats, clip_grad_norm, parameter_group
 from rnnlab.diagnostics.flow import GradientFlow, GradientHorizon, gradient_flow
+from rnnlab.diagnostics.health import Alert, HealthMonitor
 from rnnlab.diagnostics.jacobians import StepJacobians, step_jacobian_norms
 from rnnlab.diagnostics.monitor import GradientMonitor, NonFiniteEvent
 from rnnlab.diagnostics.spectra import (
@@ -28,11 +31,13 @@ from rnnlab.diagnostics.spectra import (
 from rnnlab.diagnostics.summary import Diagnosis, diagnose, format_table
 
 __all__ = [
+    "Alert",
     "Diagnosis",
     "GradientFlow",
     "GradientHorizon",
     "GradientMonitor",
     "GradientStats",
+    "HealthMonitor",
     "LayerSpectrum",
     "MatrixSpectrum",
     "NonFiniteEvent",

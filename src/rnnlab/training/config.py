@@ -44,6 +44,9 @@ class TrainConfig:
         eval_every: steps between validation evaluations; None means once per epoch for finite
             data and every 100 steps for generated data.
         log_every: steps between training rows in ``metrics.jsonl``.
+        monitor_every: steps between the health monitor's gradient-flow estimates
+            (:class:`rnnlab.diagnostics.HealthMonitor`; its per-layer gradient norms and update
+            ratios come with every training row); 0 turns the monitor off.
         checkpoint_every: steps between checkpoints (and in-memory rollback snapshots); None means
             the same as ``eval_every``.
         plateau_factor: SGD only: the learning rate is multiplied by this after an evaluation
@@ -71,6 +74,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int | None = None
     log_every: int = 10
+    monitor_every: int = 100
     checkpoint_every: int | None = None
     plateau_factor: float = 0.5
     max_rollbacks: int = 5
@@ -125,12 +129,10 @@ class TrainConfig:
         for name in ("plateau_factor", "lr_decay_on_rollback"):
             if not 0.0 < float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
-        if isinstance(self.max_rollbacks, bool) or not isinstance(self.max_rollbacks, int) or (
-            self.max_rollbacks < 0
-        ):
-            raise ValueError(
-                f"max_rollbacks must be a non-negative integer, got {self.max_rollbacks!r}"
-            )
+        for name in ("max_rollbacks", "monitor_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain, YAML/JSON-serialisable data (``model`` as a nested dict)."""

@@ -2,8 +2,9 @@
 
 Every run directory gets ``metrics.csv`` (the rows of ``metrics.jsonl`` as a table, one column per
 key in order of first appearance) and ``curves.png`` (training loss, the task's metric on training
-and validation data against its chance level, the learning rate, and the gradient norm with the
-clipping threshold, all over training steps). :class:`CurveWriter` keeps both current during
+and validation data against its chance level, the learning rate, the gradient norm with the
+clipping threshold, and the health monitor's gradient norm per layer and gradient horizon, all
+over training steps). :class:`CurveWriter` keeps both current during
 training (the plot only where drawing it costs under 5% of the training time);
 ``rnnlab plot RUN`` draws them from the files at any time.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 from pathlib import Path
@@ -39,8 +41,19 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: the health monitor's alerts as their messages joined by "; ", other lists
+    and mappings as JSON, anything else as it is."""
+    if isinstance(value, list) and all(isinstance(item, dict) and "message" in item
+                                       for item in value):
+        return "; ".join(item["message"] for item in value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
 
 
 def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int], list[float]]:
@@ -53,13 +66,22 @@ def _series(rows: list[dict[str, Any]], split: str, key: str) -> tuple[list[int]
     return steps, values
 
 
+def _keys(rows: list[dict[str, Any]], prefix: str) -> list[str]:
+    """The keys of training rows that start with ``prefix``, in order of first appearance."""
+    return list(dict.fromkeys(key for row in rows if row.get("split") == "train"
+                              for key in row if key.startswith(prefix)))
+
+
 def plot_curves(rows: list[dict[str, Any]], metric: str, *, clip: float | None = None,
                 title: str = "") -> Figure:
-    """Four panels over training steps: loss, ``metric`` (train and valid, with the chance level
+    """Panels over training steps: loss, ``metric`` (train and valid, with the chance level
     logged beside validation), learning rate, gradient norm (mean and max of each logged window,
-    with ``clip``)."""
-    figure = Figure(figsize=(10.0, 7.0))
-    (loss_ax, metric_ax), (lr_ax, norm_ax) = figure.subplots(2, 2, sharex=True)
+    with ``clip``), and where the health monitor ran, the gradient norm of each layer and
+    direction and the gradient horizon of each (with the sequence length it is measured on)."""
+    health = bool(_keys(rows, "grad_norm/"))
+    figure = Figure(figsize=(10.0, 10.0 if health else 7.0))
+    axes = figure.subplots(3 if health else 2, 2, sharex=True)
+    (loss_ax, metric_ax), (lr_ax, norm_ax) = axes[0], axes[1]
     steps, loss = _series(rows, "train", "loss")
     loss_ax.plot(steps, loss, color="tab:blue", label="training loss")
     if loss and min(loss) > 0:
@@ -88,10 +110,13 @@ def plot_curves(rows: list[dict[str, Any]], metric: str, *, clip: float | None =
     if any(line.get_ydata().size and min(line.get_ydata()) > 0 for line in norm_ax.lines):
         norm_ax.set_yscale("log")
     norm_ax.set_title("gradient norm (before clipping)")
-    for ax in (loss_ax, metric_ax, norm_ax):
+    legends = [loss_ax, metric_ax, norm_ax]
+    if health:
+        legends.extend(_plot_health(rows, *axes[2]))
+    for ax in legends:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
-    for ax in (lr_ax, norm_ax):
+    for ax in axes[-1]:
         ax.set_xlabel("step")
     if title:
         figure.suptitle(title)
@@ -99,6 +124,27 @@ def plot_curves(rows: list[dict[str, Any]], metric: str, *, clip: float | None =
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.9 if title else 0.94,
                            hspace=0.22, wspace=0.18)
     return figure
+
+
+def _plot_health(rows: list[dict[str, Any]], layers_ax: Any, horizon_ax: Any) -> list[Any]:
+    """The monitor's panels: gradient norm per layer and direction, and gradient horizons."""
+    for key in _keys(rows, "grad_norm/"):
+        steps, norms = _series(rows, "train", key)
+        layers_ax.plot(steps, norms, label=key[len("grad_norm/"):])
+    if any(line.get_ydata().size and min(line.get_ydata()) > 0 for line in layers_ax.lines):
+        layers_ax.set_yscale("log")
+    layers_ax.set_title("gradient norm per layer (before clipping)")
+    for key in _keys(rows, "horizon/"):
+        steps, reach = _series(rows, "train", key)
+        horizon_ax.plot(steps, reach, "o-", markersize=3, label=key[len("horizon/"):])
+    for key in _keys(rows, "flow_steps/"):
+        _, lengths = _series(rows, "train", key)
+        if lengths:
+            horizon_ax.axhline(lengths[-1], color="grey", linestyle="--", linewidth=1.0,
+                               label=f"sequence length {lengths[-1]:g} (= never below)")
+    horizon_ax.set_title("gradient horizon (steps back to 1e-3 of the gradient)")
+    horizon_ax.set_ylim(bottom=0)
+    return [layers_ax, horizon_ax]
 
 
 def write_curves(run_dir: str | Path, rows: list[dict[str, Any]] | None = None, *,

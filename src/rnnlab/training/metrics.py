@@ -16,6 +16,10 @@ def clean_value(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [clean_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): clean_value(item) for key, item in value.items()}
     try:
         number = float(value)
     except (TypeError, ValueError):

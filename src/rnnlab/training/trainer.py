@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from rnnlab.diagnostics.health import HealthMonitor
 from rnnlab.errors import CheckpointError, TrainingDiverged
 from rnnlab.tasks import Task, detach_carry
 from rnnlab.training import optim, sizes
@@ -66,6 +67,20 @@ def check_training_memory(task: Task, config: TrainConfig, device: torch.device,
                                           state_label=needed.state_label), device, advice=advice)
 
 
+def alert_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The health monitor's alerts over a run, one entry per kind and place: ``kind``,
+    ``where``, ``count``, ``first_step``, ``last_step`` and the last ``message``."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        for alert in row.get("alerts") or []:
+            key = (alert["kind"], alert["where"])
+            entry = merged.setdefault(key, {"kind": alert["kind"], "where": alert["where"],
+                                            "count": 0, "first_step": alert["step"]})
+            entry.update(count=entry["count"] + 1, last_step=alert["step"],
+                         message=alert["message"])
+    return list(merged.values())
+
+
 class StopRequests:
     """While active (in the main thread), SIGINT and SIGTERM only set :attr:`requested`, so the
     loop can finish its step and checkpoint before stopping; a second signal interrupts at once.
@@ -101,7 +116,8 @@ class TrainResult:
         metrics: the final evaluation, as written to ``results.json`` (``test_<metric>``,
             ``valid_<metric>``, ``chance_<metric>``, ``better_than_chance`` (where the task
             has a chance level; see :func:`rnnlab.training.metrics.beats_chance`), ``steps``,
-            ``best_step``, ``wall_time_s``, ``clip_fraction``).
+            ``best_step``, ``wall_time_s``, ``clip_fraction``, and with the health monitor on,
+            ``health_alerts`` (:func:`alert_summary`)).
         history: every logged row (training windows, evaluations, rollbacks), oldest first.
         path: the run directory, or None for an in-memory run.
         model: the trained model after the last step (train mode).
@@ -158,6 +174,10 @@ class Trainer:
         self.model = task.build_model(config.model).to(self.device)
         self.context.broadcast_module_(self.model)
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        # the gradient-health monitor (rank 0: the gradients are summed before it reads them)
+        self.monitor = (HealthMonitor(self.model, flow_every=config.monitor_every,
+                                      update_every=config.log_every)
+                        if config.monitor_every and self.context.is_main else None)
         self.optimizer = optim.build_optimizer(config, self.parameters)
         self.schedule = optim.build_schedule(config, self.optimizer, task.higher_is_better)
         self.log = MetricsLog(self._file("metrics.jsonl"))
@@ -284,6 +304,8 @@ class Trainer:
         context.sum_gradients_(self.parameters)
         for callback in self.callbacks:
             callback.on_after_backward(self, step)
+        if self.monitor is not None:
+            self.monitor.after_backward(step)
         grad_norm = optim.gradient_norm(self.parameters, self.config.clip)
         if not math.isfinite(grad_norm):
             name = optim.first_non_finite_gradient(self.model.named_parameters())
@@ -292,6 +314,8 @@ class Trainer:
                            "the float range: exploding gradients)")
             return
         self.optimizer.step()
+        if self.monitor is not None:
+            self.monitor.after_step(step)
         self.carry = detach_carry(output.carry)
         clipped = self.config.clip is not None and grad_norm > self.config.clip
         self.updates += 1
@@ -325,6 +349,12 @@ class Trainer:
             row["lr"] = optim.learning_rate(self.optimizer)
             row["tokens_per_second"] = self.window.tokens / max(self.window_seconds, 1e-9)
             row["elapsed"] = self.elapsed()
+            if self.monitor is not None:
+                health = self.monitor.summary()
+                alerts = health.pop("alerts")
+                row.update(health)
+                if alerts:
+                    row["alerts"] = alerts
             self._emit(row)
         self.window.reset()
         self.window_seconds = 0.0
@@ -394,6 +424,8 @@ class Trainer:
             "clip_fraction": self.clipped_updates / self.updates if self.updates else 0.0,
             "wall_time_s": self.elapsed(),
         })
+        if self.monitor is not None:
+            results["health_alerts"] = alert_summary(self.log.rows)
         results = {key: clean_value(value) for key, value in results.items()}
         results_path = self._file("results.json")
         if results_path is not None:
@@ -476,6 +508,7 @@ class Trainer:
             "log_rows": len(self.log.rows),
             "window": self.window.state_dict(),
             "window_seconds": self.window_seconds,
+            "monitor": None if self.monitor is None else self.monitor.state_dict(),
         })
         save_checkpoint(payload, self.checkpoint_path)
 
@@ -525,5 +558,7 @@ class Trainer:
                 self.best_state = copy.deepcopy(self.model.state_dict())
             elif best_path.is_file():
                 self.best_state = load_checkpoint(best_path)["model"]
+        if self.monitor is not None and isinstance(state.get("monitor"), dict):
+            self.monitor.load_state_dict(state["monitor"])
         log_rows = state.get("log_rows")
         self.log.resume_at(self.step, int(log_rows) if isinstance(log_rows, int) else None)
