@@ -111,7 +111,7 @@ class HealthMonitor:
         self,
         model: nn.Module,
         *,
-        flow_every: int = 100,
+        flow_every: int = 200,
         flow_samples: int = 16,
         update_every: int = 10,
         threshold: float = 1e-3,
@@ -152,6 +152,7 @@ class HealthMonitor:
                     match["prefix"] or "", int(match["layer"]), bool(match["reverse"]))
         self._group_of = torch.tensor([self.groups.index(parameter_group(name))
                                        for name in self._names], dtype=torch.int64)
+        self._membership: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}
         self._layers = [(name or type(model).__name__, module)
                         for name, module in model.named_modules()
                         if is_recurrent_layer(module) or _is_torch_recurrent(module)]
@@ -166,27 +167,32 @@ class HealthMonitor:
         self._new_ratios: dict[str, float] = {}
 
     # ------------------------------------------------------------------------ the three calls
-    def after_backward(self, step: int | None = None) -> None:
+    def after_backward(self, step: int | None = None) -> Tensor | None:
         """Record this step's gradient norms, per group and in total, before any clipping.
 
         Args:
             step: the training step (default: the monitor's own count, :attr:`step`).
+        Returns:
+            The norm of each gradient, (P,) in parameter order (parameters without a gradient
+            left out), when they all share one device and dtype — exactly the norms
+            ``torch.nn.utils.get_total_norm`` would compute, so a caller may clip with them
+            instead of reading every gradient again — else None.
         """
         step = self.step if step is None else step
-        squares = self._group_squares()  # (G,) float64
-        norms = squares.sqrt()
-        total = float(squares.sum().sqrt())
+        squares, reusable = self._group_squares()
+        norms = [math.sqrt(value) if value >= 0 else math.nan for value in squares]
+        total = math.sqrt(sum(squares)) if all(value >= 0 for value in squares) else math.nan
         if not math.isfinite(total):
-            values = norms.tolist()
-            bad = next((index for index, value in enumerate(values)
+            bad = next((index for index, value in enumerate(norms)
                         if not math.isfinite(value)), None)
             where = self.groups[bad] if bad is not None else "all parameters"
-            kind = "nan" if bad is not None and math.isnan(values[bad]) else "inf"
+            kind = "nan" if bad is not None and math.isnan(norms[bad]) else "inf"
             self._alert(step, "non-finite", where,
                         f"step {step}: {kind} in the gradient of {where}")
             self._before_update = None
-            return
-        self._window_sum += norms
+            return reusable
+        self._window_sum = [old + new for old, new in zip(self._window_sum, norms)]
+        self._window_total += total
         self._window_count += 1
         if total > self._window_peak[0]:
             self._window_peak = (total, step, norms)
@@ -194,6 +200,7 @@ class HealthMonitor:
             self._before_update = [parameter.detach().clone() for parameter in self._parameters]
         else:
             self._before_update = None
+        return reusable
 
     def after_step(self, step: int | None = None) -> None:
         """Finish the step after the optimizer update: update ratios and, when due, the flow.
@@ -219,11 +226,10 @@ class HealthMonitor:
         """
         row: dict[str, Any] = {}
         if self._window_count:
-            means = (self._window_sum / self._window_count).tolist()
+            means = [value / self._window_count for value in self._window_sum]
             row.update({f"grad_norm/{group}": value for group, value in zip(self.groups, means)})
             self._check_layer_gap(means)
-            self._check_spike(float(torch.linalg.vector_norm(self._window_sum
-                                                             / self._window_count)))
+            self._check_spike(self._window_total / self._window_count)
         row.update({f"update_ratio/{group}": value for group, value in self._new_ratios.items()})
         row.update(self._new_flow)
         row["alerts"] = [alert.to_dict() for alert in self._new_alerts]
@@ -304,28 +310,35 @@ class HealthMonitor:
                             f"the {steps}-step sequence barely learn from each other")
 
     # ------------------------------------------------------------------ norms and ratios
-    def _group_squares(self) -> Tensor:
-        """Per group, the sum of the squared gradient norms (G,) float64 (0 without gradient)."""
-        present = [(index, parameter.grad) for index, parameter in enumerate(self._parameters)
-                   if parameter.grad is not None]
-        squares = torch.zeros(len(self.groups), dtype=torch.float64)
+    def _group_squares(self) -> tuple[list[float], Tensor | None]:
+        """Per group, the sum of the squared gradient norms (0 without gradient; NaN or Inf
+        where one is not finite), and the per-gradient norms (P,) when the gradients share one
+        device and dtype. A few small tensor operations and one transfer: this runs every step.
+        """
+        present = tuple(index for index, parameter in enumerate(self._parameters)
+                        if parameter.grad is not None)
         if not present:
-            return squares
-        grads = [grad.detach() for _, grad in present]
-        norms = torch.stack([norm.double().cpu() for norm in
-                             torch._foreach_norm(grads, self.norm_type)])
-        index = self._group_of[[position for position, _ in present]]
-        return squares.index_add_(0, index, norms.square())
+            return [0.0] * len(self.groups), None
+        grads = [self._parameters[index].grad.detach() for index in present]
+        device = grads[0].device
+        norms = torch.stack([norm.to(device) for norm in
+                             torch._foreach_norm(grads, self.norm_type)])  # (P,)
+        membership = self._membership.get((present, device))
+        if membership is None:  # (G, P): 1 where gradient p belongs to group g
+            membership = torch.zeros(len(self.groups), len(present), dtype=norms.dtype)
+            membership[self._group_of[list(present)], torch.arange(len(present))] = 1.0
+            membership = self._membership[(present, device)] = membership.to(device)
+        squares = (membership.to(norms.dtype) @ norms.square()).tolist()
+        uniform = all(grad.device == device and grad.dtype == grads[0].dtype for grad in grads)
+        return squares, (norms if uniform else None)
 
     def _record_update_ratios(self, before: list[Tensor]) -> None:
         after = [parameter.detach() for parameter in self._parameters]
-        changes = torch.stack([norm.double().cpu() for norm in torch._foreach_norm(
-            torch._foreach_sub(after, before))]).square()
-        sizes = torch.stack([norm.double().cpu() for norm in torch._foreach_norm(before)]).square()
-        change = torch.zeros(len(self.groups), dtype=torch.float64).index_add_(
-            0, self._group_of, changes).sqrt()
-        size = torch.zeros(len(self.groups), dtype=torch.float64).index_add_(
-            0, self._group_of, sizes).sqrt()
+        changes = torch.stack(torch._foreach_norm(torch._foreach_sub(after, before)))
+        sizes = torch.stack(torch._foreach_norm(before))
+        both = torch.stack([changes, sizes]).double().cpu().square()  # (2, P)
+        change, size = torch.zeros(2, len(self.groups), dtype=torch.float64).index_add_(
+            1, self._group_of, both).sqrt()
         for group, moved, norm in zip(self.groups, change.tolist(), size.tolist()):
             if norm > 0:
                 self._new_ratios[group] = moved / norm
@@ -358,17 +371,18 @@ class HealthMonitor:
         if len(recent) >= 3:
             median = statistics.median(recent)
             if median > 0 and peak > self.spike_factor * median:
-                largest = int(torch.argmax(norms))
+                largest = max(range(len(norms)), key=norms.__getitem__)
                 self._alert(step, "spike", self.groups[largest],
                             f"gradient norm spike at step {step}: {peak:.3g}, "
                             f"{peak / median:.0f}x the recent median {median:.3g}; largest in "
-                            f"{self.groups[largest]} ({float(norms[largest]):.3g})")
+                            f"{self.groups[largest]} ({norms[largest]:.3g})")
         self._history.append(mean_total)
 
     def _reset_window(self) -> None:
-        self._window_sum = torch.zeros(len(self.groups), dtype=torch.float64)
+        self._window_sum = [0.0] * len(self.groups)
+        self._window_total = 0.0
         self._window_count = 0
-        self._window_peak: tuple[float, int, Tensor] = (-math.inf, -1, self._window_sum)
+        self._window_peak: tuple[float, int, list[float]] = (-math.inf, -1, self._window_sum)
 
     # ------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -376,9 +390,10 @@ class HealthMonitor:
         peak, step, norms = self._window_peak
         return {
             "step": self.step,
-            "window_sum": self._window_sum.clone(),
+            "window_sum": list(self._window_sum),
+            "window_total": self._window_total,
             "window_count": self._window_count,
-            "window_peak": [peak, step, norms.clone()],
+            "window_peak": [peak, step, list(norms)],
             "history": list(self._history),
             "new_alerts": [alert.to_dict() for alert in self._new_alerts],
             "new_flow": dict(self._new_flow),
@@ -387,13 +402,14 @@ class HealthMonitor:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s values (the model must have the same parameters)."""
-        if tuple(state["window_sum"].shape) != (len(self.groups),):
+        if len(state["window_sum"]) != len(self.groups):
             raise ValueError("the monitor's saved state is for another model")
         self.step = int(state["step"])
-        self._window_sum = state["window_sum"].double().clone()
+        self._window_sum = [float(value) for value in state["window_sum"]]
+        self._window_total = float(state["window_total"])
         self._window_count = int(state["window_count"])
         peak, step, norms = state["window_peak"]
-        self._window_peak = (float(peak), int(step), norms.double().clone())
+        self._window_peak = (float(peak), int(step), [float(value) for value in norms])
         self._history = [float(value) for value in state["history"]]
         self._new_alerts = [Alert(**alert) for alert in state["new_alerts"]]
         self.alerts = list(self._new_alerts)

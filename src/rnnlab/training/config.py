@@ -74,7 +74,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int | None = None
     log_every: int = 10
-    monitor_every: int = 100
+    monitor_every: int = 200
     checkpoint_every: int | None = None
     plateau_factor: float = 0.5
     max_rollbacks: int = 5

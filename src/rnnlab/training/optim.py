@@ -51,12 +51,21 @@ def scale_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> floa
     return learning_rate(optimizer)
 
 
-def gradient_norm(parameters: list[torch.nn.Parameter], max_norm: float | None) -> float:
+def gradient_norm(parameters: list[torch.nn.Parameter], max_norm: float | None,
+                  norms: torch.Tensor | None = None) -> float:
     """The global L2 norm of the gradients before clipping; clips them to ``max_norm`` if given.
 
     A non-finite norm is returned as is and the gradients are left untouched, so the guard can
-    name the parameter whose gradient went bad.
+    name the parameter whose gradient went bad. ``norms``: the L2 norm of each gradient present,
+    (P,) in order, when already computed (the health monitor's); the result is the same, bit
+    for bit, as ``torch.nn.utils.clip_grad_norm_``'s.
     """
+    if norms is not None:
+        total = torch.linalg.vector_norm(norms, 2.0)
+        if max_norm is not None and bool(torch.isfinite(total)):
+            torch.nn.utils.clip_grads_with_norm_(
+                [p for p in parameters if p.grad is not None], max_norm, total)
+        return float(total)
     if max_norm is not None:
         return float(clip_grad_norm(parameters, max_norm, skip_nonfinite=True))
     gradients = [p.grad for p in parameters if p.grad is not None]

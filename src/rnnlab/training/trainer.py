@@ -304,9 +304,8 @@ class Trainer:
         context.sum_gradients_(self.parameters)
         for callback in self.callbacks:
             callback.on_after_backward(self, step)
-        if self.monitor is not None:
-            self.monitor.after_backward(step)
-        grad_norm = optim.gradient_norm(self.parameters, self.config.clip)
+        norms = None if self.monitor is None else self.monitor.after_backward(step)
+        grad_norm = optim.gradient_norm(self.parameters, self.config.clip, norms)
         if not math.isfinite(grad_norm):
             name = optim.first_non_finite_gradient(self.model.named_parameters())
             self._rollback(step, f"non-finite gradient in {name}" if name is not None else
