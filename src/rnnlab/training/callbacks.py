@@ -107,10 +107,17 @@ def print_data_line(trainer: Trainer, stream: TextIO) -> None:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over the training steps showing the latest training and validation row."""
+    """A tqdm bar over the training steps showing the latest training and validation row.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    Args:
+        stream: where to draw it (default stderr).
+        smoothing: tqdm's weight of the latest rate in its moving average of the step time
+            (0.02: about the last 50 refreshes; tqdm's own default is 0.3).
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, smoothing: float = 0.02) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self.smoothing = smoothing
         self.bar: Any = None
         self.latest: dict[str, str] = {}
         self.alerts = AlertFilter(0)
@@ -127,8 +134,9 @@ class ProgressBar(Callback):
             dynamic_ncols=True,
             leave=True,
             # the time left from a long moving average of the step time: evaluations pause the
-            # bar, and tqdm's default (0.3) made the estimate jump by hours after each
-            smoothing=0.02,
+            # bar, and tqdm's default (0.3) made the estimate jump after each one
+            # (benchmarks/progress_eta.py measures both)
+            smoothing=self.smoothing,
         )
 
     def on_step_end(self, trainer: Trainer, step: int) -> None:
