@@ -219,10 +219,10 @@ class HealthMonitor:
     def summary(self) -> dict[str, Any]:
         """Everything measured since the last summary, as a flat row, and the new alerts.
 
-        Keys: ``grad_norm/<group>`` (mean over the steps), ``grad_norm_peak_step``,
-        ``update_ratio/<group>``, ``decay_rate/<row>``, ``horizon/<row>``, ``flow_steps/<layer>``
-        (when estimated since the last summary), and ``alerts`` (a list of
-        :meth:`Alert.to_dict`; empty when all is well).
+        Keys: ``grad_norm/<group>`` (mean over the steps), ``update_ratio/<group>``,
+        ``decay_rate/<row>``, ``horizon/<row>``, ``flow_steps/<layer>`` (when estimated since
+        the last summary), and ``alerts`` (a list of :meth:`Alert.to_dict`; empty when all is
+        well).
         """
         row: dict[str, Any] = {}
         if self._window_count:
@@ -251,7 +251,8 @@ class HealthMonitor:
 
     # -------------------------------------------------------------------- gradient flow
     def estimate_flow(self, step: int | None = None) -> dict[str, GradientFlow]:
-        """Estimate each recurrent layer's gradient flow on the latest input it saw (now).
+        """Estimate each recurrent layer's gradient flow on the latest input it saw (now, from a
+        zero initial state).
 
         The layer runs in eval mode (no dropout) under a forked random state, so training is
         not changed. rnnlab layers give a row per layer and direction (``wrt="hidden"``);
@@ -360,7 +361,7 @@ class HealthMonitor:
             _, top, top_value = max(layers)
             for _, group, value in layers:
                 if group != top and top_value > 0 and value * self.layer_gap <= top_value:
-                    self._alert(self.step, "layer-gap", group,
+                    self._alert(max(self.step - 1, 0), "layer-gap", group,
                                 f"vanishing across layers: the gradient of {group} is "
                                 f"{value / top_value:.2g} of {top}'s (mean norms {value:.3g} and "
                                 f"{top_value:.3g} over the last {self._window_count} steps)")
