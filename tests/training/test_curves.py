@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import csv
 
-from rnnlab.training import TrainConfig, train
+from training_testing import toy_config
+
+from rnnlab.training import train
 from rnnlab.training.curves import CSV_NAME, PLOT_NAME, CurveWriter, read_rows
-
-
-def toy_config(**changes) -> TrainConfig:
-    values = dict(task="toy", model={"hidden": 8}, batch_size=4, steps=12, log_every=2,
-                  eval_every=4, optimizer="adam", lr=0.01, seed=3, device="cpu")
-    values.update(changes)
-    return TrainConfig(**values)
 
 
 def test_the_csv_holds_every_logged_row_and_the_plot_is_drawn_when_affordable(

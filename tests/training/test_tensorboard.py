@@ -9,22 +9,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
+from training_testing import InterruptAt, toy_config
 
 from cli_testing import one_line_error
 from cli_testing import run_cli as rnnlab
-from rnnlab.training import Callback, TrainConfig, train
+from rnnlab.training import train
 from rnnlab.training.metrics import read_rows
 from rnnlab.training.tensorboard import MISSING_PACKAGE, TensorBoardWriter, row_scalars
 
 ADDING = ["train", "adding", "--length", "6", "--valid-size", "16", "--test-size", "16",
           "--hidden", "8", "--batch-size", "4", "--quiet", "--device", "cpu"]
-
-
-def toy_config(**changes) -> TrainConfig:
-    values = dict(task="toy", model={"hidden": 8}, batch_size=4, steps=12, log_every=2,
-                  eval_every=4, optimizer="adam", lr=0.01, seed=3, device="cpu")
-    values.update(changes)
-    return TrainConfig(**values)
 
 
 def event_scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
@@ -50,17 +44,6 @@ def row_series(rows) -> dict[str, list[tuple[int, float]]]:
         for tag, value in row_scalars(row).items():
             series.setdefault(tag, []).append((row["step"], float32(value)))
     return series
-
-
-class InterruptAt(Callback):
-    """Simulates Ctrl-C after ``step`` steps."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, step: int) -> None:
-        if step + 1 == self.step:
-            raise KeyboardInterrupt
 
 
 def test_a_row_gives_its_finite_numbers_tagged_by_split() -> None:

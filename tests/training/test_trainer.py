@@ -13,19 +13,13 @@ import signal
 import pytest
 import torch
 import yaml
+from training_testing import InterruptAt, toy_config
 
 from rnnlab.errors import TrainingDiverged
-from rnnlab.training import Callback, LogLines, ProgressBar, TrainConfig, load_config, train
+from rnnlab.training import Callback, LogLines, ProgressBar, load_config, train
 from rnnlab.training.checkpoint import load_checkpoint
 
 TIMING_KEYS = {"elapsed", "tokens_per_second"}
-
-
-def toy_config(**changes) -> TrainConfig:
-    values = dict(task="toy", model={"hidden": 8}, batch_size=4, steps=12, log_every=2,
-                  eval_every=4, optimizer="adam", lr=0.01, seed=3, device="cpu")
-    values.update(changes)
-    return TrainConfig(**values)
 
 
 def parameters_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -72,17 +66,6 @@ def test_refuses_to_overwrite_a_run(tmp_path, toy_task_class) -> None:
     train(toy_config(steps=2), tmp_path, task=toy_task_class(seed=3))
     with pytest.raises(ValueError, match="already holds a run"):
         train(toy_config(steps=2), tmp_path, task=toy_task_class(seed=3))
-
-
-class InterruptAt(Callback):
-    """Simulates Ctrl-C after ``step`` steps."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, step: int) -> None:
-        if step + 1 == self.step:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
