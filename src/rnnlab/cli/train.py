@@ -26,8 +26,7 @@ MODEL_KEYS = ("cell", "layers", "hidden", "embedding", "bidirectional", "connect
               "tie_weights", "pooling", "forget_bias")
 TRAINING_KEYS = ("data", "seq_len", "optimizer", "lr", "steps", "epochs", "batch_size", "clip",
                  "seed", "eval_every", "log_every", "monitor_every", "checkpoint_every",
-                 "plateau_factor",
-                 "max_rollbacks", "lr_decay_on_rollback", "device")
+                 "plateau_factor", "max_rollbacks", "lr_decay_on_rollback", "device")
 # how to run, not what to train (never in a run's config.yaml); also allowed in --config files
 CLI_ONLY_KEYS = ("out", "quiet", "tensorboard")
 RESUME_OVERRIDES = ("steps", "epochs", "device", "quiet", "tensorboard", "lr", "clip",

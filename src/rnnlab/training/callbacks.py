@@ -161,6 +161,8 @@ class ProgressBar(Callback):
             if row.get("alerts"):
                 alert = row["alerts"][-1]
                 self.latest["alert"] = f"{alert['kind']} in {alert['where']}"
+            elif any(key.startswith("flow_steps/") for key in row):  # a new estimate, all well
+                self.latest.pop("alert", None)
         elif row.get("split") == "valid":
             metric = f"valid_{trainer.task.metric}"
             if isinstance(row.get(metric), float):
