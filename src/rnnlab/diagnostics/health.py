@@ -265,13 +265,13 @@ class HealthMonitor:
             captured = self._latest_input.get(name)
             if captured is None:
                 continue
-            inputs = _flow_inputs(*captured, bool(getattr(module, "batch_first", False)),
-                                  self.flow_samples)
+            batch_first = bool(getattr(module, "batch_first", False))
+            inputs = _flow_inputs(*captured, batch_first, self.flow_samples)
             if inputs is None:
                 continue
-            flow = _estimate(module, inputs, bool(getattr(module, "batch_first", False)))
+            flow = _estimate(module, inputs, batch_first)
             made[name] = self.flows[name] = flow
-            self._record_flow(step, name, module, flow)
+            self._record_flow(step, name, flow)
         return made
 
     def _capture(self, name: str):
@@ -287,13 +287,13 @@ class HealthMonitor:
 
         return hook
 
-    def _record_flow(self, step: int, name: str, module: nn.Module, flow: GradientFlow) -> None:
+    def _record_flow(self, step: int, name: str, flow: GradientFlow) -> None:
         steps = flow.seq_len
         horizon = flow.horizon(self.threshold)
         rates = flow.decay_rate().tolist()
         self._new_flow[f"flow_steps/{name}"] = steps
-        for index, label in enumerate(flow.row_labels):
-            where = _row_name(name, label, module)
+        for index in range(len(flow.row_labels)):
+            where = _row_name(name, flow, index)
             reach = horizon.steps[index]
             self._new_flow[f"horizon/{where}"] = steps if reach is None else reach
             self._new_flow[f"decay_rate/{where}"] = rates[index]
@@ -418,13 +418,14 @@ class HealthMonitor:
         self._new_ratios = {key: float(value) for key, value in state["new_ratios"].items()}
 
 
-def _row_name(name: str, label: str, module: nn.Module) -> str:
-    """``"encoder.rnn"`` and ``"layer 1 reverse"`` -> ``"encoder.rnn.l1_reverse"`` (the
-    parameter group's name); a torch.nn layer's single input row -> ``"<name>.input"``."""
-    if label == "input":
+def _row_name(name: str, flow: GradientFlow, row: int) -> str:
+    """Row ``row`` of a layer's flow by its parameter group's name: ``"encoder.rnn.l1_reverse"``
+    (rows are ``layer * directions + direction``); a torch.nn layer's single input row is
+    ``"<name>.input"``."""
+    if flow.wrt == "input":
         return f"{name}.input"
-    parts = label.split()
-    return f"{name}.l{parts[1]}" + ("_reverse" if len(parts) > 2 else "")
+    directions = 2 if any(flow.reverse) else 1
+    return f"{name}.l{row // directions}" + ("_reverse" if flow.reverse[row] else "")
 
 
 def _flow_inputs(inputs: Any, lengths: Any, batch_first: bool, samples: int) -> Tensor | None:

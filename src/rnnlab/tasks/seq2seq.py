@@ -186,11 +186,12 @@ def greedy_decode(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: in
     batch, limit = source.shape[0], _limit(lengths, max_length)
     tokens = torch.full((batch,), bos_id, dtype=torch.long, device=source.device)
     state, finished = memory.initial, torch.zeros(batch, dtype=torch.bool, device=source.device)
-    chosen, scores, weights = [], torch.zeros(batch, dtype=torch.float64), []
+    scores = torch.zeros(batch, dtype=torch.float64, device=source.device)
+    chosen, weights = [], []
     for _ in range(limit):
         log_probs, state, attention = model.step(tokens, state, memory)
         best, tokens = log_probs.max(dim=-1)
-        scores += torch.where(finished, 0.0, best.double()).cpu()
+        scores += torch.where(finished, 0.0, best.double())
         chosen.append(torch.where(finished, eos_id, tokens))
         weights.append(attention)
         finished |= tokens == eos_id
@@ -198,7 +199,7 @@ def greedy_decode(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: in
             break
     ids = torch.stack(chosen, dim=1).tolist()  # (B, steps)
     maps = torch.stack(weights, dim=1).cpu()  # (B, steps, S)
-    return _collect(ids, scores.tolist(), maps, lengths, eos_id)
+    return _collect(ids, scores.cpu().tolist(), maps, lengths, eos_id)
 
 
 def _collect(ids: list[list[int]], scores: list[float], maps: Tensor, lengths: Tensor,
@@ -239,13 +240,13 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     history = torch.empty(batch, width, 0, dtype=torch.long, device=device)
     maps = torch.empty(batch, width, 0, source.shape[1], device=device)
     offsets = (torch.arange(batch, device=device) * width).unsqueeze(1)  # (B, 1)
+    vocab = model.output.out_features
+    # a finished hypothesis continues only with <eos>, at no cost
+    stay = torch.full((vocab,), float("-inf"), dtype=torch.float64, device=device)
+    stay[eos_id] = 0.0
     for _ in range(limit):
         log_probs, state, attention = model.step(tokens, state, memory)  # (B·K, V)
-        vocab = log_probs.shape[-1]
         candidates = log_probs.double().view(batch, width, vocab)
-        # a finished hypothesis continues only with <eos>, at no cost
-        stay = torch.full((vocab,), float("-inf"), dtype=torch.float64, device=device)
-        stay[eos_id] = 0.0
         candidates = torch.where(finished.unsqueeze(-1), stay, candidates)
         total = (scores.unsqueeze(-1) + candidates).view(batch, width * vocab)
         scores, index = total.topk(width, dim=-1)  # (B, K)
