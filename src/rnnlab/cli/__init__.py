@@ -22,8 +22,8 @@ from rnnlab.errors import RnnlabError, first_line
 # Subcommand modules, in the order `rnnlab --help` lists them. A module that is not present
 # (a capability not built yet) is skipped.
 SUBCOMMANDS = (
-    "lecture", "train", "evaluate", "predict", "generate", "plot", "tasks", "diagnose", "info",
-    "demo",
+    "lecture", "train", "evaluate", "predict", "translate", "generate", "plot", "tasks",
+    "diagnose", "info", "demo",
 )
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rnnlab.cli._parser import positive_int
+from rnnlab.tasks.translate import TranslateTask
 from rnnlab.training import load_run
 
 NAME = "evaluate"
@@ -23,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `rnnlab train`")
     parser.add_argument("--data", metavar="FILE",
-                        help="evaluate on every row/token of this file instead (lm, classify)")
+                        help="evaluate on every row/token/pair of this file instead (lm, "
+                        "classify, translate)")
     parser.add_argument("--text-column", metavar="NAME",
                         help="classify --data: the column with the text (default: the run's, "
                         "then the usual names)")
@@ -35,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "with --data, whose results are printed as data_<metric>")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which weights to evaluate (default: best)")
+    parser.add_argument("--beam-size", type=positive_int, metavar="K",
+                        help="translate runs: beam of the decoding that BLEU and chrF score; 1 "
+                        "is greedy (default: the run's)")
     parser.add_argument("--batch-size", type=positive_int, metavar="B",
                         help="evaluation batch size (default: the run's)")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
@@ -65,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
                       columns=columns)
     batch_size = args.batch_size or loaded.config.batch_size
     split = args.split or "test"  # with --data, both splits are the whole file
-    metrics = loaded.task.evaluate(loaded.model, split, batch_size)
+    if args.beam_size is not None:
+        if not isinstance(loaded.task, TranslateTask):
+            raise ValueError(f"--beam-size decodes translations, but {args.run_dir} is a run of "
+                             f"task {loaded.task.name!r}")
+        metrics = loaded.task.evaluate(loaded.model, split, batch_size, beam_size=args.beam_size)
+    else:
+        metrics = loaded.task.evaluate(loaded.model, split, batch_size)
     prefix = "data" if args.data is not None else split
     named: dict[str, object] = {}
     if args.data is not None:

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from rnnlab.diagnostics.clipping import GradientStats
 from rnnlab.diagnostics.flow import GradientFlow
@@ -175,4 +176,44 @@ def plot_gradient_norms(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
+    return _finish(figure, path)
+
+
+def plot_attention(
+    weights: Tensor | np.ndarray,
+    source_tokens: list[str],
+    target_tokens: list[str],
+    *,
+    title: str | None = None,
+    ax: Axes | None = None,
+    path: PathLike | None = None,
+) -> Figure:
+    """A translation's attention map: rows are the target tokens produced (the last row is the
+    step that ended the sentence, labelled ``</s>``), columns the source tokens.
+
+    Args:
+        weights: (T, S) attention weights, each row summing to 1.
+        source_tokens: the S source tokens.
+        target_tokens: the produced tokens; T - 1 of them when the last row ended the sentence,
+            T when decoding stopped at its length limit.
+    """
+    values = np.asarray(weights, dtype=float)
+    if values.ndim != 2 or values.shape[1] != len(source_tokens):
+        raise ValueError(f"attention of shape {values.shape} does not fit "
+                         f"{len(source_tokens)} source tokens")
+    rows = list(target_tokens) + ["</s>"] * (values.shape[0] - len(target_tokens))
+    if len(rows) != values.shape[0]:
+        raise ValueError(f"attention has {values.shape[0]} rows for {len(target_tokens)} "
+                         "target tokens")
+    width = min(4.0 + 0.35 * len(source_tokens), 30.0)
+    height = min(3.0 + 0.3 * len(rows), 30.0)
+    figure, ax = _axes(ax, (width, height))
+    image = ax.imshow(values, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("source")
+    ax.set_ylabel("translation")
+    if title:
+        ax.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=ax, label="attention weight", shrink=0.8)
     return _finish(figure, path)

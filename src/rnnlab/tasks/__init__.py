@@ -14,6 +14,7 @@ from rnnlab.tasks.copy import CopyTask
 from rnnlab.tasks.lm import LanguageModelTask
 from rnnlab.tasks.recall import RecallTask
 from rnnlab.tasks.sentiment import PolarityTagsTask, SentimentToyTask
+from rnnlab.tasks.translate import TranslateTask
 
 TASKS: dict[str, type[Task]] = {
     task.name: task
@@ -27,6 +28,7 @@ TASKS: dict[str, type[Task]] = {
         PolarityTagsTask,
         LanguageModelTask,
         ClassifyTask,
+        TranslateTask,
     )
 }
 

@@ -3,14 +3,34 @@ sorted by length for evaluation."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
 from rnnlab.tasks.base import Batch, step_generator
+from rnnlab.tasks.synthetic import add_option
 
 DEFAULT_BUCKET_BATCHES = 50
+
+
+def add_bucket_option(parser: argparse.ArgumentParser) -> None:
+    """``--bucket-batches``, shared by the tasks that batch rows of similar length (classify,
+    translate)."""
+    add_option(parser, "--bucket-batches", type=int, default=None, metavar="N",
+               help="classify/translate: batches per length bucket (rows of similar length "
+                    f"batched together); 0 turns bucketing off (default: "
+                    f"{DEFAULT_BUCKET_BATCHES})")
+
+
+def add_max_length_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-length``, shared by classify (texts are cut) and translate (longer training
+    pairs are left out)."""
+    add_option(parser, "--max-length", type=int, default=None,
+               help="classify: keep at most this many words per text (default: 200); "
+                    "translate: leave out training pairs with more tokens on a side "
+                    "(default: 100)")
 
 
 def bucketed_epoch(

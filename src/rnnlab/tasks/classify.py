@@ -43,6 +43,8 @@ from rnnlab.tasks.base import (
 )
 from rnnlab.tasks.batching import (
     DEFAULT_BUCKET_BATCHES,
+    add_bucket_option,
+    add_max_length_option,
     bucketed_epoch,
     by_length_chunks,
     padded_rows,
@@ -172,16 +174,13 @@ class ClassifyTask(Task):
                    help="classify: column with the label, as --text-column; default: each "
                         "file's first of " + "|".join(LABEL_COLUMNS))
         add_split_option(parser)
-        add_option(parser, "--max-length", type=int, default=None,
-                   help="classify: keep at most this many words per text (default: 200)")
+        add_max_length_option(parser)
         add_option(parser, "--embeddings", default=None, metavar="FILE",
                    help="classify: pretrained word vectors (GloVe or word2vec text, optionally "
                         "gzipped); the embedding size becomes theirs")
         add_option(parser, "--freeze-embeddings", action="store_true", default=None,
                    help="classify: keep the --embeddings vectors fixed during training")
-        add_option(parser, "--bucket-batches", type=int, default=None, metavar="N",
-                   help="classify: batches per length bucket (rows of similar length batched "
-                        f"together); 0 turns bucketing off (default: {DEFAULT_BUCKET_BATCHES})")
+        add_bucket_option(parser)
         add_vocabulary_options(parser)
 
     @staticmethod

@@ -18,7 +18,7 @@ from rnnlab.tasks.synthetic import add_option
 
 SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "dev", "validation"), "test": ("test",)}
-DEFAULT_HELD_OUT = {"classify": 0.1, "lm": 0.05}
+DEFAULT_HELD_OUT = {"classify": 0.1, "lm": 0.05, "translate": 0.05}
 
 
 def canonical_split(name: str) -> str:
@@ -94,10 +94,12 @@ def per_split_values(text: str | None, option: str) -> dict[str, str]:
 
 
 def add_split_option(parser: argparse.ArgumentParser) -> None:
-    """``--split``, shared by the tasks that read one file into three splits (lm, classify)."""
+    """``--split``, shared by the tasks that read one file into three splits (lm, classify,
+    translate)."""
     add_option(parser, "--split", default=None, metavar="F|valid=F,test=F",
-               help="lm/classify: fraction of a single --data file held out for each of valid "
-                    "and test, or per split (default: 0.1 classify, 0.05 lm)")
+               help="lm/classify/translate: fraction of a single --data file held out for each "
+                    "of valid and test, or per split (default: 0.1 classify, 0.05 lm and "
+                    "translate)")
 
 
 def held_out_fractions(value: str | float | None, default: float) -> dict[str, float]:

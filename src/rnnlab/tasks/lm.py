@@ -41,7 +41,7 @@ from rnnlab.tasks.datafiles import (
     same_file,
 )
 from rnnlab.tasks.models import LanguageModel, iter_sampled_tokens, token_cross_entropy
-from rnnlab.tasks.synthetic import add_option, add_vocabulary_options
+from rnnlab.tasks.synthetic import add_level_option, add_vocabulary_options
 from rnnlab.tasks.text import END_OF_LINE, UNKNOWN, Vocabulary, read_text, tokenize
 
 DEFAULT_SEQ_LEN = 35
@@ -187,8 +187,7 @@ class LanguageModelTask(Task):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """--level, --split, --vocab-size, --min-count."""
-        add_option(parser, "--level", choices=("word", "char"), default=None,
-                   help="lm: word- or character-level tokens (default: word)")
+        add_level_option(parser)
         add_split_option(parser)
         add_vocabulary_options(parser)
 

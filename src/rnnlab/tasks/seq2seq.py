@@ -171,56 +171,72 @@ class Hypotheses:
     attention: list[Tensor]
 
 
-def _limit(lengths: Tensor, max_length: int | None) -> int:
-    return int(max_length) if max_length is not None else int(2 * lengths.max()) + 10
+def _limits(lengths: Tensor, max_length: int | Tensor | None) -> Tensor:
+    """Each sentence's most target tokens (B,): ``max_length`` (one for all, or one each), or by
+    default twice its source length plus 10 (so a sentence decodes alike in any batch)."""
+    if max_length is None:
+        return 2 * lengths + 10
+    if isinstance(max_length, Tensor):
+        return max_length.to(lengths.device, torch.long)
+    return torch.full_like(lengths, int(max_length))
 
 
 @torch.no_grad()
 def greedy_decode(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int, eos_id: int,
-                  max_length: int | None = None) -> Hypotheses:
+                  max_length: int | Tensor | None = None) -> Hypotheses:
     """The most likely next token at each step, for a batch of source sentences (B, S).
 
-    ``max_length`` defaults to twice the longest source plus 10 target tokens.
+    ``max_length``: the most target tokens, for all sentences or (B,) one each; by default
+    twice each sentence's source length plus 10.
     """
+    device = source.device
     memory = model.encode(source, lengths)
-    batch, limit = source.shape[0], _limit(lengths, max_length)
-    tokens = torch.full((batch,), bos_id, dtype=torch.long, device=source.device)
-    state, finished = memory.initial, torch.zeros(batch, dtype=torch.bool, device=source.device)
-    scores = torch.zeros(batch, dtype=torch.float64, device=source.device)
+    batch, limits = source.shape[0], _limits(lengths, max_length)
+    tokens = torch.full((batch,), bos_id, dtype=torch.long, device=device)
+    state, finished = memory.initial, torch.zeros(batch, dtype=torch.bool, device=device)
+    cut = torch.zeros(batch, dtype=torch.bool, device=device)  # stopped by the limit
+    scores = torch.zeros(batch, dtype=torch.float64, device=device)
     chosen, weights = [], []
-    for _ in range(limit):
+    for step in range(int(limits.max())):
         log_probs, state, attention = model.step(tokens, state, memory)
         best, tokens = log_probs.max(dim=-1)
         scores += torch.where(finished, 0.0, best.double())
         chosen.append(torch.where(finished, eos_id, tokens))
         weights.append(attention)
         finished |= tokens == eos_id
+        cut |= ~finished & (limits <= step + 1)
+        finished |= cut
         if bool(finished.all()):
             break
     ids = torch.stack(chosen, dim=1).tolist()  # (B, steps)
     maps = torch.stack(weights, dim=1).cpu()  # (B, steps, S)
-    return _collect(ids, scores.cpu().tolist(), maps, lengths, eos_id)
+    return _collect(ids, scores.cpu().tolist(), maps, lengths, eos_id, cut.tolist())
 
 
 def _collect(ids: list[list[int]], scores: list[float], maps: Tensor, lengths: Tensor,
-             eos_id: int) -> Hypotheses:
+             eos_id: int, cut: list[bool]) -> Hypotheses:
+    """Hypotheses from token rows ending at their first ``eos_id``; ``cut`` rows stopped at
+    their length limit, so their attention has no row for an end."""
     tokens, attention = [], []
     for row, sequence in enumerate(ids):
         end = sequence.index(eos_id) if eos_id in sequence else len(sequence)
         tokens.append(sequence[:end])
-        attention.append(maps[row, : min(end + 1, len(sequence)), : int(lengths[row])])
+        steps = end if cut[row] else min(end + 1, len(sequence))
+        attention.append(maps[row, :steps, : int(lengths[row])])
     return Hypotheses(tokens, scores, attention)
 
 
 @torch.no_grad()
 def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int, eos_id: int,
-                beam_size: int = 5, max_length: int | None = None) -> Hypotheses:
+                beam_size: int = 5, max_length: int | Tensor | None = None) -> Hypotheses:
     """Batched beam search: B sentences × K hypotheses decoded together.
 
     At each step every unfinished hypothesis is extended by every token, and each sentence keeps
     its K best by total log-probability; a finished hypothesis (it produced ``<eos>``) is kept
     as it is with its score. At the end each sentence's hypotheses are ranked by
     log-probability divided by length (``<eos>`` counted), so short outputs are not favoured.
+    A hypothesis that reaches its sentence's ``max_length`` (as in :func:`greedy_decode`) ends
+    there.
 
     Raises:
         ValueError: ``beam_size`` < 1.
@@ -228,7 +244,7 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"beam size must be a positive integer, got {beam_size!r}")
     device = source.device
-    batch, width, limit = source.shape[0], beam_size, _limit(lengths, max_length)
+    batch, width, limits = source.shape[0], beam_size, _limits(lengths, max_length)
     memory = model.encode(source, lengths).repeat(width)  # rows b·K + k
     state = memory.initial
     tokens = torch.full((batch * width,), bos_id, dtype=torch.long, device=device)
@@ -236,6 +252,7 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     scores = torch.full((batch, width), float("-inf"), dtype=torch.float64, device=device)
     scores[:, 0] = 0.0
     finished = torch.zeros(batch, width, dtype=torch.bool, device=device)
+    cut = torch.zeros(batch, width, dtype=torch.bool, device=device)  # stopped by the limit
     steps = torch.zeros(batch, width, dtype=torch.long, device=device)
     history = torch.empty(batch, width, 0, dtype=torch.long, device=device)
     maps = torch.empty(batch, width, 0, source.shape[1], device=device)
@@ -244,7 +261,7 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     # a finished hypothesis continues only with <eos>, at no cost
     stay = torch.full((vocab,), float("-inf"), dtype=torch.float64, device=device)
     stay[eos_id] = 0.0
-    for _ in range(limit):
+    for _ in range(int(limits.max())):
         log_probs, state, attention = model.step(tokens, state, memory)  # (B·K, V)
         candidates = log_probs.double().view(batch, width, vocab)
         candidates = torch.where(finished.unsqueeze(-1), stay, candidates)
@@ -255,6 +272,9 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
         was_finished = finished.gather(1, origin)
         steps = steps.gather(1, origin) + (~was_finished).long()
         finished = was_finished | (tokens_2d == eos_id)
+        reached = ~finished & (steps >= limits.unsqueeze(1))
+        cut = cut.gather(1, origin) | reached
+        finished |= reached
         history = torch.cat([history.gather(1, origin.unsqueeze(-1).expand_as(history)),
                              tokens_2d.unsqueeze(-1)], dim=-1)
         attention = attention.view(batch, width, 1, -1).gather(
@@ -272,4 +292,4 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     chosen_maps = maps.gather(1, pick.view(batch, 1, 1, 1).expand(
         batch, 1, maps.shape[2], maps.shape[3]))[:, 0]
     return _collect(ids.tolist(), normalized.gather(1, pick)[:, 0].tolist(), chosen_maps.cpu(),
-                    lengths, eos_id)
+                    lengths, eos_id, cut.gather(1, pick)[:, 0].tolist())

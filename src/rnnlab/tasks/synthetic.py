@@ -29,13 +29,22 @@ def add_option(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> N
 
 
 def add_vocabulary_options(parser: argparse.ArgumentParser) -> None:
-    """``--vocab-size`` and ``--min-count``, shared by the tasks that read text (lm, classify)."""
+    """``--vocab-size`` and ``--min-count``, shared by the tasks that read text (lm, classify,
+    translate)."""
     add_option(parser, "--vocab-size", type=int, default=None,
-               help="lm/classify: keep at most this many tokens, special tokens included "
-                    "(<unk>; <eos> for word-level lm, <pad> for classify) (default: all)")
+               help="lm/classify/translate: keep at most this many tokens (per side for "
+                    "translate), special tokens included (<unk>; <eos> for word-level lm, <pad> "
+                    "for classify, <pad> <s> </s> for translate) (default: all)")
     add_option(parser, "--min-count", type=int, default=None,
-               help="lm/classify: map tokens seen fewer times than this in training to <unk> "
-                    "(default: 1)")
+               help="lm/classify/translate: map tokens seen fewer times than this in training "
+                    "to <unk> (default: 1)")
+
+
+def add_level_option(parser: argparse.ArgumentParser) -> None:
+    """``--level``, shared by the tasks that tokenise text themselves (lm, translate)."""
+    add_option(parser, "--level", choices=("word", "char", "subword"), default=None,
+               help="lm: word or char tokens; translate: word, char or subword (a "
+                    "sentencepiece model learned from the training data) (default: word)")
 
 
 def integer_option(value: Any, flag: str, minimum: int = 1, maximum: int | None = None) -> int:
@@ -123,9 +132,11 @@ class SyntheticTask(Task):
     def add_eval_size_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """The shared ``--valid-size`` / ``--test-size`` options."""
         add_option(parser, "--valid-size", type=int, default=None,
-                   help="examples in the generated validation set (default: 512)")
+                   help="examples in the generated validation set (default: 512; translate's "
+                        "synthetic pair: 500)")
         add_option(parser, "--test-size", type=int, default=None,
-                   help="examples in the generated test set (default: 512)")
+                   help="examples in the generated test set (default: 512; translate's "
+                        "synthetic pair: 500)")
 
     @abc.abstractmethod
     def make_batch(self, generator: torch.Generator, size: int) -> Batch:
