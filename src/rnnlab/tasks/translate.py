@@ -214,6 +214,8 @@ class TranslateTask(Task):
         sources: where each split came from.
         valid_size, test_size: sizes of the synthetic evaluation sets.
         bucket_batches: batches per length bucket of file data; 0 turns bucketing off.
+        words: (fewest, most) words of a synthetic sentence (3 to 15; not a CLI option: the
+            lecture's controls train on short sentences).
     """
 
     name = "translate"
@@ -246,6 +248,7 @@ class TranslateTask(Task):
         test_size: int = 500,
         bucket_batches: int = DEFAULT_BUCKET_BATCHES,
         synthetic: bool | None = None,
+        words: tuple[int, int] = (3, 12),
     ) -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r} (known: {', '.join(LEVELS)})")
@@ -262,6 +265,8 @@ class TranslateTask(Task):
         self.test_size = integer_option(test_size, "--test-size")
         self.bucket_batches = integer_option(bucket_batches, "--bucket-batches", minimum=0)
         self.synthetic = pairs is None if synthetic is None else synthetic
+        self.words = (int(words[0]), int(words[1]))
+        synthetic_pairs(0, seed=0, min_words=self.words[0], max_words=self.words[1])  # checks
         self.sources = dict(sources or {})
         self.pairs: dict[str, list[Pair]] = {}
         self.segmenter = Segmenter("word")
@@ -275,8 +280,8 @@ class TranslateTask(Task):
             self.pairs = pairs
         elif self.synthetic:
             self.pairs = {
-                "valid": synthetic_pairs(self.valid_size, seed=self._split_seed("valid")),
-                "test": synthetic_pairs(self.test_size, seed=self._split_seed("test")),
+                "valid": self._synthetic(self.valid_size, "valid"),
+                "test": self._synthetic(self.test_size, "test"),
             }
             self._held_out_sources = frozenset(
                 source for source, _ in chain(self.pairs["valid"], self.pairs["test"]))
@@ -392,8 +397,8 @@ class TranslateTask(Task):
         self.sources = {**dict(state.get("sources") or {}), **self.sources}
         if self.synthetic and not self.pairs:  # the fixed synthetic sets come from the seed
             self.pairs = {
-                "valid": synthetic_pairs(self.valid_size, seed=self._split_seed("valid")),
-                "test": synthetic_pairs(self.test_size, seed=self._split_seed("test"))}
+                "valid": self._synthetic(self.valid_size, "valid"),
+                "test": self._synthetic(self.test_size, "test")}
         self._encoded = {}
         self._epoch_plan = None
 
@@ -425,6 +430,10 @@ class TranslateTask(Task):
     def _split_seed(self, split: str) -> int:
         return (self.seed * 1_000_003 + {"valid": -1, "test": -2, "sample": -3}[split]) % 2**62
 
+    def _synthetic(self, count: int, split: str) -> list[Pair]:
+        return synthetic_pairs(count, seed=self._split_seed(split), min_words=self.words[0],
+                               max_words=self.words[1])
+
     def _training_sample(self) -> list[Pair]:
         """The training pairs the vocabularies are built from: the file's, or a fixed sample of
         the synthetic pair."""
@@ -438,11 +447,15 @@ class TranslateTask(Task):
         """``count`` synthetic pairs whose sources are in neither evaluation set."""
         rng = random.Random(seed)
         pairs: list[Pair] = []
-        while len(pairs) < count:
-            for pair in synthetic_pairs(count - len(pairs), seed=rng.getrandbits(62)):
+        for _ in range(100):
+            if len(pairs) == count:
+                return pairs
+            for pair in synthetic_pairs(count - len(pairs), seed=rng.getrandbits(62),
+                                        min_words=self.words[0], max_words=self.words[1]):
                 if pair[0] not in self._held_out_sources:
                     pairs.append(pair)
-        return pairs
+        raise ValueError(f"the synthetic valid and test sets hold nearly every sentence of "
+                         f"{self.words[0]}-{self.words[1]} words: make them smaller")
 
     def _fit_vocabularies(self, training: list[Pair]) -> None:
         if not training:
