@@ -37,3 +37,13 @@ def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "--steps", "2", "--out", str(run)])
     assert code == 0
     return run
+
+
+@pytest.fixture(scope="session")
+def translate_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 30-step `rnnlab train translate` run on the synthetic pair (small sets)."""
+    run = tmp_path_factory.mktemp("translate") / "run"
+    code = main(["train", "translate", *TINY, "--steps", "30", "--valid-size", "12",
+                 "--test-size", "12", "--out", str(run)])
+    assert code == 0
+    return run

@@ -24,7 +24,6 @@ import argparse
 import base64
 import io
 import math
-import os
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -139,12 +138,12 @@ class Segmenter:
             raise DataError("no training sentences to learn subwords from")
         buffer = io.BytesIO()
         sentencepiece.set_random_generator_seed(int(seed) % (2**31))
-        with open(os.devnull, "w", encoding="utf-8") as quiet:
-            sentencepiece.SentencePieceTrainer.train(
-                sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
-                model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
-                bos_id=-1, eos_id=-1, num_threads=1, input_sentence_size=1_000_000,
-                shuffle_input_sentence=True, logstream=quiet)
+        # minloglevel silences its log (its logstream option needs a real sys.stderr file)
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
+            model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+            bos_id=-1, eos_id=-1, num_threads=1, input_sentence_size=1_000_000,
+            shuffle_input_sentence=True, minloglevel=3)
         return cls("subword", buffer.getvalue())
 
     def tokens(self, sentence: str) -> list[str]:
