@@ -9,7 +9,7 @@ from rnnlab.tasks.models import LanguageModel, SequenceClassifier, pool, tempere
 
 def test_registry_has_every_task_and_names_unknown_ones():
     assert set(TASKS) == {"adding", "copy", "anbn", "agreement", "recall", "sentiment-toy",
-                          "polarity-tags", "lm", "classify"}
+                          "polarity-tags", "lm", "classify", "translate"}
     with pytest.raises(ValueError, match=r"unknown task 'nope' \(known: adding"):
         get_task("nope")
 

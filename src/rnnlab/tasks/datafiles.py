@@ -174,6 +174,8 @@ def describe_splits(record: dict[str, dict[str, Any]]) -> str:
                 details.append(f"{entry[unit]:,} {unit}")
         if entry.get("text_column"):
             details.append(f"columns {entry['text_column']}/{entry.get('label_column')}")
+        if isinstance(entry.get("too_long"), int):
+            details.append(f"{entry['too_long']:,} longer than --max-length left out")
         if isinstance(entry.get("unk_share"), float):
             details.append(f"{entry['unk_share']:.1%} <unk>")
         if entry.get("same_as"):

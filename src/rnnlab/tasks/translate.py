@@ -352,7 +352,9 @@ class TranslateTask(Task):
                                  "with --data the splits come from the files")
         pairs, sources = read_pairs(Path(data), parse_languages(values["languages"]),
                                     values["split"], seed)
-        return cls(pairs, seed=seed, sources=sources, synthetic=False, **values)
+        task = cls(pairs, seed=seed, sources=sources, synthetic=False, **values)
+        task.encoded("train")  # now, so that the record of the splits counts the long pairs
+        return task
 
     @classmethod
     def for_saved_state(
