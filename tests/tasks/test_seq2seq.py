@@ -44,7 +44,7 @@ def test_padding_changes_nothing(cell: str, options: dict) -> None:
     model = model_of(cell, **options)
     source, source_lengths = padded(SOURCES)
     target, target_lengths = padded(TARGETS)
-    logits = model(source, source_lengths, target, target_lengths)  # (B, T, V)
+    logits = model(source, source_lengths, target)  # (B, T, V)
     assert logits.shape == (3, 6, 7)
     for row in range(3):
         alone = model(source[row : row + 1, : source_lengths[row]], source_lengths[row : row + 1],

@@ -126,20 +126,21 @@ class Seq2Seq(nn.Module):
         combined = torch.tanh(self.combine(torch.cat([context, decoded], dim=-1)))
         return self.dropout(combined), weights
 
-    def forward(self, source: Tensor, source_lengths: Tensor, target_inputs: Tensor,
-                target_lengths: Tensor | None = None) -> Tensor:
+    def forward(self, source: Tensor, source_lengths: Tensor, target_inputs: Tensor) -> Tensor:
         """Teacher-forced logits (B, T, V) of the next target token at each target step.
+
+        The decoder runs left to right, so a valid step's logits do not depend on the padding
+        after it: the decoder needs no target lengths, and the logits of padding steps mean
+        nothing (mask them in the loss).
 
         Args:
             source: (B, S) int64 source tokens, padded with ``pad_id``.
             source_lengths: (B,) valid source lengths.
-            target_inputs: (B, T) int64: ``<bos>`` then the target tokens but the last.
-            target_lengths: (B,) valid target lengths (padding steps' logits are computed but
-                mean nothing; mask them in the loss).
+            target_inputs: (B, T) int64: ``<bos>`` then the target tokens but the last, padded.
         """
         memory = self.encode(source, source_lengths)
         embedded = self.dropout(self.target_embedding(target_inputs))  # (B, T, E)
-        decoded, _ = self.decoder(embedded, memory.initial, lengths=target_lengths)  # (B, T, H)
+        decoded, _ = self.decoder(embedded, memory.initial)  # (B, T, H)
         combined, _ = self.attend(decoded, memory)
         return self.output(combined)  # (B, T, V)
 

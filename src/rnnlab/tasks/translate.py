@@ -672,8 +672,7 @@ def _teacher_forced(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Ten
     """(logits (B, T, V), gold ids (B, T), mask (B, T) of real target tokens) of a batch."""
     inputs, gold = batch.targets[:, :-1], batch.targets[:, 1:]
     mask = gold != 0
-    target_lengths = mask.sum(dim=1)  # <s> y_1 .. y_n as input, y_1 .. </s> as output
-    logits = model(batch.inputs, batch.lengths, inputs, target_lengths)
+    logits = model(batch.inputs, batch.lengths, inputs)  # <s> y_1 .. y_n in, y_1 .. </s> out
     return logits, gold, mask
 
 
