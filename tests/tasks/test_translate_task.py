@@ -100,6 +100,7 @@ def test_a_directory_of_paired_files_gives_its_splits(tmp_path):
     ({"beam_size": 0}, "--beam-size must be a positive integer"),
     ({"vocab_size": 4}, "larger than the 4 special tokens"),
     ({"max_length": 0}, "--max-length must be a positive integer"),
+    ({"subword_vocab": 100}, "--subword-vocab sizes the pieces of --level subword"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, options, message):
     data = pairs_file(tmp_path / "pairs.tsv", synthetic_pairs(50, seed=1))

@@ -327,6 +327,9 @@ class TranslateTask(Task):
         values.update({key: options.get(key) for key in ("vocab_size", "languages", "split")})
         if values["level"] not in LEVELS:
             raise ValueError(f"unknown level {values['level']!r} (known: {', '.join(LEVELS)})")
+        if options.get("subword_vocab") is not None and values["level"] != "subword":
+            raise ValueError("--subword-vocab sizes the pieces of --level subword, but the level "
+                             f"is {values['level']}")
         if values["vocab_size"] is not None and values["vocab_size"] <= len(SPECIALS):
             raise ValueError(f"--vocab-size must be larger than the {len(SPECIALS)} special "
                              f"tokens ({', '.join(SPECIALS)}), got {values['vocab_size']}")
@@ -366,7 +369,8 @@ class TranslateTask(Task):
 
     def options(self) -> dict[str, Any]:
         """The resolved options."""
-        return {"level": self.level, "subword_vocab": self.subword_vocab,
+        return {"level": self.level,
+                "subword_vocab": self.subword_vocab if self.level == "subword" else None,
                 "vocab_size": self.vocab_size, "min_count": self.min_count,
                 "max_length": self.max_length, "beam_size": self.beam_size,
                 "languages": self.languages, "split": self.split,
