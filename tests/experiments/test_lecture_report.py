@@ -110,7 +110,7 @@ def test_experiment_result_to_dict() -> None:
 
 def test_resolve_names() -> None:
     assert resolve_names("depth,vanishing") == ["vanishing", "depth"]  # report order
-    assert len(resolve_names(None)) == 12
+    assert len(resolve_names(None)) == 13
     with pytest.raises(ValueError, match=r"unknown experiment 'nope'.*vanishing"):
         resolve_names("vanishing,nope")
 

@@ -34,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Run the lecture's experiments on generated data (vanishing gradients in RNNs and "
             "deep feed-forward networks, long-range memory and the gates that keep it, a "
             "language model's recall, clipping and exploding gradients, LSTM vs GRU cost, "
-            "counting, agreement, bidirectionality, depth) and write index.html, report.md, "
-            "results.json and the PNG plots. The default budget takes about six minutes on 2 "
-            "CPU cores."
+            "counting, agreement, bidirectionality, depth, translation encoders) and write "
+            "index.html, report.md, results.json and the PNG plots. The default budget takes "
+            "about six minutes on 2 CPU cores."
         ),
     )
     parser.add_argument("--out", default="lecture-report", metavar="DIR",

@@ -2,8 +2,9 @@
 
 Each experiment is one module (:mod:`.vanishing`, :mod:`.feedforward`, :mod:`.memory`,
 :mod:`.gates`, :mod:`.recall`, :mod:`.clipping`, :mod:`.exploding`, :mod:`.lstm_vs_gru`,
-:mod:`.counting`, :mod:`.agreement`, :mod:`.bidirectional`, :mod:`.depth`) exposing an
-:class:`Experiment`; :func:`run_lecture` runs them and writes the report (:mod:`.report`).
+:mod:`.counting`, :mod:`.agreement`, :mod:`.bidirectional`, :mod:`.depth`,
+:mod:`.translation`) exposing an :class:`Experiment`; :func:`run_lecture` runs them and writes
+the report (:mod:`.report`).
 Experiment modules are imported only when run (or when their time estimate is asked for).
 """
 

@@ -57,9 +57,9 @@ TAKEAWAYS = (
     ("LSTMs are powerful, but GRUs are faster",
      ("memory", "gates", "recall", "counting", "lstm-vs-gru")),
     ("Clip your gradients", ("clipping", "exploding")),
-    ("Use bidirectionality when possible", ("bidirectional",)),
+    ("Use bidirectionality when possible", ("bidirectional", "translation")),
     ("Multi-layer RNNs are powerful, but you might need skip/dense connections if deep",
-     ("depth", "feedforward")),
+     ("depth", "feedforward", "translation")),
     ("(The problem behind them all) Gradients vanish or explode over long products of Jacobians",
      ("vanishing", "feedforward")),
 )

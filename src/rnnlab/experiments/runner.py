@@ -53,6 +53,7 @@ MODULES = {
     "agreement": "agreement",
     "bidirectional": "bidirectional",
     "depth": "depth",
+    "translation": "translation",
 }
 NAMES = tuple(MODULES)
 DEFAULT_SEEDS = {"quick": 2, "default": 3, "full": 5}
