@@ -50,6 +50,9 @@ def test_padding_changes_nothing(cell: str, options: dict) -> None:
         alone = model(source[row : row + 1, : source_lengths[row]], source_lengths[row : row + 1],
                       target[row : row + 1, : target_lengths[row]])
         torch.testing.assert_close(logits[row, : target_lengths[row]], alone[0])
+    # the logits of the real steps only, in row-major order, are the same numbers
+    real = torch.arange(target.shape[1]) < target_lengths.unsqueeze(1)
+    torch.testing.assert_close(model(source, source_lengths, target, real), logits[real])
 
 
 def test_step_by_step_decoding_equals_teacher_forcing() -> None:

@@ -117,32 +117,42 @@ class Seq2Seq(nn.Module):
         mask = valid_mask(lengths, source.shape[0], source.shape[1], source.device)
         return Memory(states, self.attention(states), mask, initial)
 
-    def attend(self, decoded: Tensor, memory: Memory) -> tuple[Tensor, Tensor]:
-        """Decoder states (B, T, H) -> combined outputs o (B, T, H) and attention α (B, T, S)."""
+    def attend(self, decoded: Tensor, memory: Memory, positions: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
+        """Decoder states (B, T, H) -> combined outputs o (B, T, H) and attention α (B, T, S);
+        with ``positions`` (B, T) bool, o only at those steps, (N, H) in row-major order."""
         scores = decoded @ memory.keys.transpose(1, 2)  # (B, T, S)
         scores = scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (B, T, S)
         context = weights @ memory.states  # (B, T, D·H)
-        combined = torch.tanh(self.combine(torch.cat([context, decoded], dim=-1)))
+        joined = torch.cat([context, decoded], dim=-1)  # (B, T, D·H + H)
+        if positions is not None:
+            joined = joined[positions]  # (N, D·H + H)
+        combined = torch.tanh(self.combine(joined))
         return self.dropout(combined), weights
 
-    def forward(self, source: Tensor, source_lengths: Tensor, target_inputs: Tensor) -> Tensor:
-        """Teacher-forced logits (B, T, V) of the next target token at each target step.
+    def forward(self, source: Tensor, source_lengths: Tensor, target_inputs: Tensor,
+                positions: Tensor | None = None) -> Tensor:
+        """Teacher-forced logits (B, T, V) of the next target token at each target step, or
+        with ``positions`` only at those steps.
 
         The decoder runs left to right, so a valid step's logits do not depend on the padding
-        after it: the decoder needs no target lengths, and the logits of padding steps mean
-        nothing (mask them in the loss).
+        after it: the decoder needs no target lengths. Give the target's real steps as
+        ``positions`` and the combined and output layers, most of a step's work for a large
+        vocabulary, skip the padding.
 
         Args:
             source: (B, S) int64 source tokens, padded with ``pad_id``.
             source_lengths: (B,) valid source lengths.
             target_inputs: (B, T) int64: ``<bos>`` then the target tokens but the last, padded.
+            positions: (B, T) bool, the steps whose logits are wanted; the result is then
+                (N, V), N = positions.sum(), in row-major order.
         """
         memory = self.encode(source, source_lengths)
         embedded = self.dropout(self.target_embedding(target_inputs))  # (B, T, E)
         decoded, _ = self.decoder(embedded, memory.initial)  # (B, T, H)
-        combined, _ = self.attend(decoded, memory)
-        return self.output(combined)  # (B, T, V)
+        combined, _ = self.attend(decoded, memory, positions)
+        return self.output(combined)  # (B, T, V) or (N, V)
 
     def step(self, tokens: Tensor, state: Any, memory: Memory
              ) -> tuple[Tensor, Any, Tensor]:

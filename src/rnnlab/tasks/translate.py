@@ -567,10 +567,10 @@ class TranslateTask(Task):
     def step(self, model: nn.Module, batch: Batch, carry: Any = None) -> StepOutput:
         """Teacher-forced cross-entropy per target token (``</s>`` included, padding not) and
         the share of target tokens predicted right."""
-        logits, gold, mask = _teacher_forced(model, batch)
-        loss = nn.functional.cross_entropy(logits[mask].float(), gold[mask])
-        count = int(mask.sum())
-        correct = float((logits.argmax(dim=-1)[mask] == gold[mask]).float().sum())
+        logits, gold = _teacher_forced(model, batch)  # (N, V), (N,)
+        loss = nn.functional.cross_entropy(logits.float(), gold)
+        count = int(gold.numel())
+        correct = float((logits.argmax(dim=-1) == gold).float().sum())
         return StepOutput(loss=loss, count=count,
                           metrics={"token_accuracy": correct / max(count, 1)})
 
@@ -672,12 +672,11 @@ def _ids(vocabulary: Vocabulary, tokens: Sequence[str]) -> list[int]:
             for index in vocabulary.encode(tokens)]
 
 
-def _teacher_forced(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-    """(logits (B, T, V), gold ids (B, T), mask (B, T) of real target tokens) of a batch."""
-    inputs, gold = batch.targets[:, :-1], batch.targets[:, 1:]
-    mask = gold != 0
-    logits = model(batch.inputs, batch.lengths, inputs)  # <s> y_1 .. y_n in, y_1 .. </s> out
-    return logits, gold, mask
+def _teacher_forced(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
+    """(logits (N, V), gold ids (N,)) at the N real target tokens of a batch."""
+    inputs, gold = batch.targets[:, :-1], batch.targets[:, 1:]  # <s> y_1 .. y_n, y_1 .. </s>
+    real = gold != 0
+    return model(batch.inputs, batch.lengths, inputs, real), gold[real]
 
 
 def read_pairs(
