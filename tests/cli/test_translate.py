@@ -15,9 +15,10 @@ from rnnlab.tasks.parallel import synthetic_pairs
 from rnnlab.training import load_run
 
 SENTENCES = ["the big dog sees a cat", "", "a fox sleeps", "the cat near the tree runs\tlo",
-             "   ", "a small bird likes the red ball"]
-KEPT = ["the big dog sees a cat", "a fox sleeps", "the cat near the tree runs",
-        "a small bird likes the red ball"]
+             "   ", "\tonly a target", "a small bird likes the red ball"]
+SOURCES = ["the big dog sees a cat", "", "a fox sleeps", "the cat near the tree runs", "", "",
+           "a small bird likes the red ball"]  # one output line per input line
+KEPT = [source for source in SOURCES if source]
 
 
 def lines_file(path, lines=SENTENCES):
@@ -37,16 +38,18 @@ def test_translations_come_in_input_order_and_agree_with_the_decoder(translate_r
                             "--beam-size", "3")
     assert code == 0, err
     loaded = load_run(translate_run, read_data=False)
-    expected = loaded.task.translate(loaded.model, KEPT, beam_size=3, batch_size=1)
-    assert out.splitlines() == [item.text for item in expected]
+    expected = iter(loaded.task.translate(loaded.model, KEPT, beam_size=3, batch_size=1))
+    assert out.split("\n")[:-1] == [next(expected).text if source else ""
+                                     for source in SOURCES]
     code, again, _ = rnnlab(capsys, "translate", str(translate_run), "--data", data,
                             "--beam-size", "3", "--batch-size", "2")
     assert code == 0 and again == out  # the batch only groups sentences
     code, records, _ = rnnlab(capsys, "translate", str(translate_run), "--data", data,
                               "--beam-size", "3", "--format", "jsonl")
     rows = [json.loads(line) for line in records.splitlines()]
-    assert [row["source"] for row in rows] == KEPT
-    assert [row["translation"] for row in rows] == out.splitlines()
+    assert [row["source"] for row in rows] == SOURCES
+    assert [row["translation"] for row in rows] == out.split("\n")[:-1]
+    assert all(word not in out.split() for word in ("<s>", "<pad>"))  # never produced
 
 
 def test_standard_input_is_read_when_no_file_is_given(translate_run, capsys, monkeypatch):
@@ -65,7 +68,7 @@ def test_attention_maps_are_written_and_never_overwritten(translate_run, tmp_pat
                           "--attention", str(maps))
     assert code == 0, err
     written = sorted(path.name for path in maps.iterdir())
-    assert written == ["attention-0001.png", "attention-0002.png"]
+    assert written == ["attention-0001.png", "attention-0002.png"]  # line numbers
     assert all((maps / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in written)
     before = (maps / written[0]).read_bytes()
     code, out, err = rnnlab(capsys, "translate", str(translate_run), "--data", data,
@@ -77,13 +80,13 @@ def test_attention_maps_are_written_and_never_overwritten(translate_run, tmp_pat
 def test_unknown_tokens_stop_the_run_unless_mapped(translate_run, tmp_path, capsys):
     data = str(lines_file(tmp_path / "in.txt", ["the dog sees a zebra", "a fox sleeps"]))
     code, out, err = rnnlab(capsys, "translate", str(translate_run), "--data", data)
-    assert "sentence 1 has tokens the run's vocabulary lacks ('zebra')" in \
+    assert "line 1 has tokens the run's vocabulary lacks ('zebra')" in \
         one_line_error(code, err)
     assert out == ""
     code, out, err = rnnlab(capsys, "translate", str(translate_run), "--data", data,
                             "--unknown", "map")
     assert code == 0 and len(out.splitlines()) == 2
-    assert err.startswith("warning: 1 source token(s) in 1 sentence(s)")
+    assert err.startswith("warning: 1 source token(s) in 1 line(s)")
 
 
 def test_evaluate_scores_the_run_with_any_beam_and_on_a_file_of_pairs(translate_run, tmp_path,
@@ -141,7 +144,10 @@ def test_misaligned_files_are_one_line_errors(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [
     ["--beam-size", "0"],
     ["--languages", "de,en"],
+    ["--max-length", "20"],
+    ["--bucket-batches", "5"],
     ["--level", "subword", "--subword-vocab", "2"],
+    ["--level", "subword", "--subword-vocab", "9"],
 ])
 def test_bad_options_are_one_line_errors(tmp_path, capsys, argv):
     code, _, err = rnnlab(capsys, "train", "translate", *argv, "--steps", "1", "--quiet",
@@ -162,3 +168,18 @@ def test_translate_refuses_other_runs_and_bad_beams(classify_run, translate_run,
     empty = lines_file(tmp_path / "empty.txt", ["", "  "])
     code, _, err = rnnlab(capsys, "translate", str(translate_run), "--data", str(empty))
     assert "data file is empty" in one_line_error(code, err)
+
+
+def test_standard_input_that_is_not_utf8_is_refused(translate_run, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe dog\n")))
+    code, out, err = rnnlab(capsys, "translate", str(translate_run), "--unknown", "map")
+    assert "standard input is not UTF-8 text: byte 0xff at offset 0" in one_line_error(code, err)
+    assert out == ""
+
+
+def test_attention_maps_draw_tokens_as_text_not_math(translate_run, tmp_path, capsys):
+    data = str(lines_file(tmp_path / "in.txt", ["the dog $\\foo$ sleeps"]))
+    code, _, err = rnnlab(capsys, "translate", str(translate_run), "--data", data, "--unknown",
+                          "map", "--attention", str(tmp_path / "maps"))
+    assert code == 0, err
+    assert (tmp_path / "maps" / "attention-0001.png").is_file()

@@ -104,10 +104,11 @@ def test_a_wide_beam_finds_the_exhaustive_best() -> None:
     model = model_of("lstm", bidirectional=True)
     source, lengths = padded([SOURCES[0]])
     vocab = 7
+    words = [token for token in range(vocab) if token not in (PAD, BOS)]  # never produced
     candidates = [[*prefix, EOS] for size in range(3)
-                  for prefix in itertools.product(range(vocab), repeat=size)
+                  for prefix in itertools.product(words, repeat=size)
                   if EOS not in prefix]
-    candidates += [list(prefix) for prefix in itertools.product(range(vocab), repeat=3)
+    candidates += [list(prefix) for prefix in itertools.product(words, repeat=3)
                    if EOS not in prefix[:2]]
     scores = {tuple(tokens): sequence_score(model, source, lengths, tokens)
               for tokens in candidates}

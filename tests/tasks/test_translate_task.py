@@ -111,6 +111,8 @@ def test_bad_options_are_one_line_errors(tmp_path, options, message):
 def test_options_of_the_other_data_source_are_refused(tmp_path):
     with pytest.raises(ValueError, match="--languages applies to --data files"):
         synthetic(languages="de,en")
+    with pytest.raises(ValueError, match="--max-length applies to --data files"):
+        synthetic(max_length=20)
     data = pairs_file(tmp_path / "pairs.tsv", synthetic_pairs(50, seed=1))
     with pytest.raises(ValueError, match="--valid-size sizes the synthetic pair"):
         TranslateTask.from_options({"valid_size": 10}, data=str(data), seq_len=None, seed=0)

@@ -209,11 +209,13 @@ def plot_attention(
     height = min(3.0 + 0.3 * len(rows), 30.0)
     figure, ax = _axes(ax, (width, height))
     image = ax.imshow(values, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
-    ax.set_yticks(range(len(rows)), rows)
+    # tokens are text, never math: "$x$" in a sentence must not go through mathtext
+    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right",
+                  parse_math=False)
+    ax.set_yticks(range(len(rows)), rows, parse_math=False)
     ax.set_xlabel("source")
     ax.set_ylabel("translation")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=9, parse_math=False)
     figure.colorbar(image, ax=ax, label="attention weight", shrink=0.8)
     return _finish(figure, path)

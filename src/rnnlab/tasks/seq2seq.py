@@ -174,7 +174,8 @@ class Hypotheses:
         scores: per sentence, the hypothesis' log-probability (with ``<eos>``) divided by its
             length (with ``<eos>``) for beam search; the plain log-probability for greedy.
         attention: per sentence, (len(tokens) + 1, S_b) attention weights over its own source
-            steps (the last row is the step that produced ``<eos>``, or the last step decoded).
+            steps, the last row the step that produced ``<eos>``; (len(tokens), S_b) for a
+            sentence stopped by its length limit.
     """
 
     tokens: list[list[int]]
@@ -210,7 +211,7 @@ def greedy_decode(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: in
     chosen, weights = [], []
     for step in range(int(limits.max())):
         log_probs, state, attention = model.step(tokens, state, memory)
-        best, tokens = log_probs.max(dim=-1)
+        best, tokens = _never_produced(log_probs, model.pad_id, bos_id).max(dim=-1)
         scores += torch.where(finished, 0.0, best.double())
         chosen.append(torch.where(finished, eos_id, tokens))
         weights.append(attention)
@@ -222,6 +223,14 @@ def greedy_decode(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: in
     ids = torch.stack(chosen, dim=1).tolist()  # (B, steps)
     maps = torch.stack(weights, dim=1).cpu()  # (B, steps, S)
     return _collect(ids, scores.cpu().tolist(), maps, lengths, eos_id, cut.tolist())
+
+
+def _never_produced(log_probs: Tensor, pad_id: int, bos_id: int) -> Tensor:
+    """``log_probs`` (N, V) with padding and ``<bos>`` made impossible: a decoder must never
+    output them (an untrained one would)."""
+    log_probs = log_probs.clone()
+    log_probs[:, [pad_id, bos_id]] = float("-inf")
+    return log_probs
 
 
 def _collect(ids: list[list[int]], scores: list[float], maps: Tensor, lengths: Tensor,
@@ -265,8 +274,11 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     finished = torch.zeros(batch, width, dtype=torch.bool, device=device)
     cut = torch.zeros(batch, width, dtype=torch.bool, device=device)  # stopped by the limit
     steps = torch.zeros(batch, width, dtype=torch.long, device=device)
-    history = torch.empty(batch, width, 0, dtype=torch.long, device=device)
-    maps = torch.empty(batch, width, 0, source.shape[1], device=device)
+    # per step: which hypothesis each one extended, its token and its attention; the chosen
+    # hypotheses are traced back once at the end (not copied at every step)
+    origins: list[Tensor] = []
+    chosen: list[Tensor] = []
+    weights: list[Tensor] = []
     offsets = (torch.arange(batch, device=device) * width).unsqueeze(1)  # (B, 1)
     vocab = model.output.out_features
     # a finished hypothesis continues only with <eos>, at no cost
@@ -274,6 +286,7 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     stay[eos_id] = 0.0
     for _ in range(int(limits.max())):
         log_probs, state, attention = model.step(tokens, state, memory)  # (B·K, V)
+        log_probs = _never_produced(log_probs, model.pad_id, bos_id)
         candidates = log_probs.double().view(batch, width, vocab)
         candidates = torch.where(finished.unsqueeze(-1), stay, candidates)
         total = (scores.unsqueeze(-1) + candidates).view(batch, width * vocab)
@@ -286,12 +299,10 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
         reached = ~finished & (steps >= limits.unsqueeze(1))
         cut = cut.gather(1, origin) | reached
         finished |= reached
-        history = torch.cat([history.gather(1, origin.unsqueeze(-1).expand_as(history)),
-                             tokens_2d.unsqueeze(-1)], dim=-1)
-        attention = attention.view(batch, width, 1, -1).gather(
-            1, origin.view(batch, width, 1, 1).expand(batch, width, 1, attention.shape[-1]))
-        maps = torch.cat([maps.gather(1, origin.view(batch, width, 1, 1).expand_as(maps)),
-                          attention], dim=2)
+        origins.append(origin)
+        chosen.append(tokens_2d)
+        weights.append(attention.view(batch, width, -1).gather(
+            1, origin.unsqueeze(-1).expand(batch, width, attention.shape[-1])))
         state = select_state(state, rows)
         tokens = tokens_2d.view(-1)
         if bool(finished.all()):
@@ -299,8 +310,15 @@ def beam_search(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: int,
     normalized = scores / steps.clamp(min=1).double()
     best = normalized.argmax(dim=-1)  # (B,)
     pick = best.view(batch, 1)
-    ids = history.gather(1, pick.unsqueeze(-1).expand(batch, 1, history.shape[-1]))[:, 0]
-    chosen_maps = maps.gather(1, pick.view(batch, 1, 1, 1).expand(
-        batch, 1, maps.shape[2], maps.shape[3]))[:, 0]
-    return _collect(ids.tolist(), normalized.gather(1, pick)[:, 0].tolist(), chosen_maps.cpu(),
-                    lengths, eos_id, cut.gather(1, pick)[:, 0].tolist())
+    ids, maps = [], []
+    trace = pick  # (B, 1): the hypothesis index at the current step, traced backwards
+    for origin, tokens_2d, attention in zip(reversed(origins), reversed(chosen),
+                                            reversed(weights)):
+        ids.append(tokens_2d.gather(1, trace))  # (B, 1)
+        maps.append(attention.gather(1, trace.unsqueeze(-1).expand(batch, 1,
+                                                                     attention.shape[-1])))
+        trace = origin.gather(1, trace)
+    ids_2d = torch.cat(ids[::-1], dim=1)  # (B, steps)
+    chosen_maps = torch.cat(maps[::-1], dim=1)  # (B, steps, S)
+    return _collect(ids_2d.tolist(), normalized.gather(1, pick)[:, 0].tolist(),
+                    chosen_maps.cpu(), lengths, eos_id, cut.gather(1, pick)[:, 0].tolist())

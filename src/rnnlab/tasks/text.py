@@ -34,19 +34,23 @@ def read_text(path: str | Path) -> str:
     if path.is_dir():
         raise DataError(f"expected a file but {path} is a directory")
     refuse_device(path)
-    raw = path.read_bytes()
+    text = decode_text(path.read_bytes(), str(path))
+    if not text.strip():
+        raise DataError(f"data file is empty: {path}")
+    return text
+
+
+def decode_text(raw: bytes, where: str) -> str:
+    """``raw`` decoded as UTF-8 without a byte-order mark; DataError (one line naming ``where``,
+    the byte and its offset) if it is not UTF-8."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DataError(
-            f"{path} is not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start} "
+            f"{where} is not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start} "
             f"({error.reason})"
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.strip():
-        raise DataError(f"data file is empty: {path}")
-    return text
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def tokenize(text: str, level: str) -> list[str]:

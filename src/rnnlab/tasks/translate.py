@@ -93,8 +93,9 @@ class Translation:
         source_tokens, tokens: the tokens of both (the rows and columns of ``attention``).
         score: the hypothesis' length-normalised log-probability (beam search) or its
             log-probability (greedy).
-        attention: (len(tokens) + 1, len(source_tokens)) attention weights; the last row is the
-            step that produced the end of the sentence.
+        attention: (len(tokens) + 1, len(source_tokens)) attention weights, the last row the
+            step that produced the end of the sentence; (len(tokens), len(source_tokens)) for a
+            sentence stopped by its length limit.
         unknown: source tokens not in the run's vocabulary (read as ``<unk>``).
     """
 
@@ -139,11 +140,16 @@ class Segmenter:
         buffer = io.BytesIO()
         sentencepiece.set_random_generator_seed(int(seed) % (2**31))
         # minloglevel silences its log (its logstream option needs a real sys.stderr file)
-        sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
-            model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
-            bos_id=-1, eos_id=-1, num_threads=1, input_sentence_size=1_000_000,
-            shuffle_input_sentence=True, minloglevel=3)
+        try:
+            sentencepiece.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
+                model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+                bos_id=-1, eos_id=-1, num_threads=1, input_sentence_size=1_000_000,
+                shuffle_input_sentence=True, minloglevel=3)
+        except RuntimeError as error:  # e.g. fewer pieces than the data has characters
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+            raise DataError(f"--subword-vocab {vocab_size}: sentencepiece could not learn "
+                            f"subwords from the training sentences ({reason})") from None
         return cls("subword", buffer.getvalue())
 
     def tokens(self, sentence: str) -> list[str]:
@@ -327,9 +333,6 @@ class TranslateTask(Task):
         values.update({key: options.get(key) for key in ("vocab_size", "languages", "split")})
         if values["level"] not in LEVELS:
             raise ValueError(f"unknown level {values['level']!r} (known: {', '.join(LEVELS)})")
-        if options.get("subword_vocab") is not None and values["level"] != "subword":
-            raise ValueError("--subword-vocab sizes the pieces of --level subword, but the level "
-                             f"is {values['level']}")
         if values["vocab_size"] is not None and values["vocab_size"] <= len(SPECIALS):
             raise ValueError(f"--vocab-size must be larger than the {len(SPECIALS)} special "
                              f"tokens ({', '.join(SPECIALS)}), got {values['vocab_size']}")
@@ -343,11 +346,15 @@ class TranslateTask(Task):
         """Read the pairs of ``data`` (or use the synthetic pair without it) and build the
         vocabularies (and the subword model)."""
         values = cls._resolved(options)
+        if options.get("subword_vocab") is not None and values["level"] != "subword":
+            raise ValueError("--subword-vocab sizes the pieces of --level subword, but the level "
+                             f"is {values['level']}")
         if data is None:
-            for key in ("languages", "split"):
-                if values[key] is not None:
-                    raise ValueError(f"--{key} applies to --data files; without --data the "
-                                     "task trains on the synthetic language pair")
+            for key in ("languages", "split", "max_length", "bucket_batches"):
+                if options.get(key) is not None:
+                    raise ValueError(f"--{key.replace('_', '-')} applies to --data files; "
+                                     "without --data the task trains on the synthetic "
+                                     "language pair")
             return cls(None, seed=seed, **values)
         for key in ("valid_size", "test_size"):
             if options.get(key) is not None:
@@ -372,11 +379,12 @@ class TranslateTask(Task):
         return {"level": self.level,
                 "subword_vocab": self.subword_vocab if self.level == "subword" else None,
                 "vocab_size": self.vocab_size, "min_count": self.min_count,
-                "max_length": self.max_length, "beam_size": self.beam_size,
+                "max_length": None if self.synthetic else self.max_length,
+                "beam_size": self.beam_size,
                 "languages": self.languages, "split": self.split,
                 "valid_size": self.valid_size if self.synthetic else None,
                 "test_size": self.test_size if self.synthetic else None,
-                "bucket_batches": self.bucket_batches}
+                "bucket_batches": None if self.synthetic else self.bucket_batches}
 
     def describe_splits(self) -> dict[str, dict[str, Any]]:
         """{split: {"source", "rows"[, "held_out", "too_long"]}}."""
@@ -554,8 +562,12 @@ class TranslateTask(Task):
         return math.ceil(len(self.encoded("train")[0]) / batch_size)
 
     def longest_sequence(self) -> int:
-        """``max_length`` + 1 (training pairs are at most that long, with ``</s>``)."""
-        return self.max_length + 1
+        """The most tokens of a sentence trained on or evaluated, plus one for ``</s>``."""
+        if self.synthetic:
+            return self.words[1] + 1
+        longest = max((len(ids) for split in ("valid", "test") if split in self.pairs
+                       for side in self.encoded(split) for ids in side), default=0)
+        return max(self.max_length, longest) + 1
 
     # ---- model, loss, evaluation --------------------------------------------------------------
 
