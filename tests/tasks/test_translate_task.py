@@ -10,16 +10,9 @@ from torch import nn
 
 from rnnlab.tasks import get_task
 from rnnlab.tasks.base import ModelConfig
-from rnnlab.tasks.parallel import synthetic_pairs
-from rnnlab.tasks.translate import (
-    BEGIN,
-    END,
-    SPECIALS,
-    Segmenter,
-    TranslateTask,
-    corpus_scores,
-    parse_languages,
-)
+from rnnlab.tasks.parallel import parse_languages, synthetic_pairs
+from rnnlab.tasks.segmenter import Segmenter
+from rnnlab.tasks.translate import BEGIN, END, SPECIALS, TranslateTask, corpus_scores
 
 TINY = ModelConfig(cell="gru", hidden=8, embedding=8, bidirectional=True)
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import torch
 
 from rnnlab.errors import DataError
+from rnnlab.tasks.base import step_generator
 from rnnlab.tasks.synthetic import add_option
+
+T = TypeVar("T")
 
 SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "dev", "validation"), "test": ("test",)}
@@ -129,6 +135,27 @@ def held_out_fractions(value: str | float | None, default: float) -> dict[str, f
         raise ValueError(f"--split holds out {fractions['valid'] + fractions['test']:.2f} of "
                          "the file: keep valid + test below 0.9")
     return fractions
+
+
+def hold_out(rows: list[T], present: Collection[str], fractions: dict[str, float], seed: int,
+             data: object, unit: str = "rows") -> tuple[dict[str, list[T]], list[T]]:
+    """({split: its rows} for valid and test unless ``present``, the training rows left).
+
+    The rows are shuffled with a generator seeded by ``seed``; each missing split takes
+    ``fractions[split]`` of them (at least one), test first. One-line DataError when too few
+    rows are left, naming ``data`` and counting ``unit``.
+    """
+    order = torch.randperm(len(rows), generator=step_generator(seed, -3)).tolist()
+    shuffled = [rows[index] for index in order]
+    held: dict[str, list[T]] = {}
+    for split in ("test", "valid"):
+        if split in present:
+            continue
+        count = max(1, round(fractions[split] * len(rows)))
+        if len(shuffled) <= count:
+            raise DataError(f"{data} has too few {unit} ({len(rows)}) to hold out a {split} set")
+        held[split], shuffled = shuffled[:count], shuffled[count:]
+    return held, shuffled
 
 
 def _fraction(text: str | float) -> float:

@@ -32,9 +32,17 @@ import random
 import re
 from collections.abc import Container
 from pathlib import Path
+from typing import Any
 
 from rnnlab.errors import DataError
-from rnnlab.tasks.datafiles import SPLITS, find_split_files, require_split_files
+from rnnlab.tasks.datafiles import (
+    DEFAULT_HELD_OUT,
+    SPLITS,
+    find_split_files,
+    held_out_fractions,
+    hold_out,
+    require_split_files,
+)
 from rnnlab.tasks.synthetic import integer_option
 from rnnlab.tasks.text import read_text
 
@@ -309,3 +317,57 @@ def _expect(words: list[str], position: int, known: Container[str], what: str) -
         raise ValueError(f"not a sentence of the synthetic source language: expected {what} "
                          f"at word {position + 1} of {' '.join(words)!r}, got {found}")
     return words[position]
+
+
+def parse_languages(value: str | None) -> tuple[str, str] | None:
+    """``"de,en"`` → ("de", "en"); None stays None; anything else is a one-line ValueError."""
+    if value is None:
+        return None
+    parts = [part.strip() for part in str(value).split(",")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise ValueError(f"--languages expects two different file suffixes such as de,en, got "
+                         f"{value!r}")
+    return parts[0], parts[1]
+
+
+def read_pairs(
+    data: Path, languages: tuple[str, str] | None, split: str | float | None, seed: int
+) -> tuple[dict[str, list[Pair]], dict[str, dict[str, Any]]]:
+    """(pairs per split, where each came from): the files' splits, and a seeded share of the
+    training pairs held out for each split without a file (``--split``)."""
+    if not data.exists():
+        raise DataError(f"data file not found: {data}")
+    found = read_parallel(data, languages=languages)
+    if not found.get("train"):
+        raise DataError(f"{data}: the training data has no sentence pairs")
+    fractions = held_out_fractions(split, DEFAULT_HELD_OUT["translate"])
+    files = _split_files(data, languages)
+    sources = {name: {"source": files.get(name, str(data)), "rows": len(pairs)}
+               for name, pairs in found.items()}
+    if split is not None and all(name in found for name in ("valid", "test")):
+        raise ValueError(f"--split holds out part of the training pairs, but {data} has its own "
+                         "valid and test files")
+    held, shuffled = hold_out(found["train"], found, fractions, seed, data, unit="pairs")
+    for name, pairs in held.items():
+        found[name] = pairs
+        sources[name] = {"source": f"{fractions[name]:g} of {sources['train']['source']} held "
+                                   "out", "rows": len(pairs), "held_out": fractions[name]}
+    found["train"] = shuffled
+    sources["train"]["rows"] = len(shuffled)
+    return found, sources
+
+
+def _split_files(data: Path, languages: tuple[str, str] | None) -> dict[str, str]:
+    """{split: a description of its file(s)} for a --data path."""
+    if not data.is_dir():
+        return {"train": str(data)}
+    described: dict[str, str] = {}
+    suffixes = languages or PAIRED_SUFFIXES
+    sides = find_split_files(data, ("." + suffixes[0],))
+    for name, path in find_split_files(data, TSV_SUFFIXES).items():
+        if path is not None:
+            described[name] = str(path)
+    for name, path in sides.items():
+        if path is not None:
+            described[name] = f"{path} + {path.with_suffix('.' + suffixes[1]).name}"
+    return described

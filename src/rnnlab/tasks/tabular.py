@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rnnlab.errors import DataError
-from rnnlab.tasks.base import step_generator
-from rnnlab.tasks.datafiles import SPLITS, require_split_files, same_file
+from rnnlab.tasks.datafiles import SPLITS, hold_out, require_split_files, same_file
 from rnnlab.tasks.text import read_text, simple_words_of_texts
 
 FORMATS = (".csv", ".tsv", ".jsonl")
@@ -191,17 +188,10 @@ def read_examples(
             sources[split] = {"source": str(path), "rows": len(tables[split]),
                               "text_column": text, "label_column": label}
     train_source = sources["train"]
-    order = torch.randperm(len(tables["train"]), generator=step_generator(seed, -3)).tolist()
-    shuffled = [tables["train"][index] for index in order]
-    for split in ("test", "valid"):
-        if split in tables:
-            continue
-        held_out = max(1, round(fractions[split] * len(tables["train"])))
-        if len(shuffled) <= held_out:
-            raise DataError(f"{data} has too few rows ({len(tables['train'])}) to hold out "
-                            f"a {split} set")
-        tables[split], shuffled = shuffled[:held_out], shuffled[held_out:]
-        sources[split] = dict(train_source, rows=held_out, held_out=fractions[split],
+    held, shuffled = hold_out(tables["train"], tables, fractions, seed, data)
+    for split, rows in held.items():
+        tables[split] = rows
+        sources[split] = dict(train_source, rows=len(rows), held_out=fractions[split],
                               source=f"{fractions[split]:g} of {files['train']} held out")
     tables["train"] = shuffled
     sources["train"] = dict(train_source, rows=len(shuffled))

@@ -21,8 +21,6 @@ training data, given for every sentence.
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import math
 import random
 from collections import Counter
@@ -52,19 +50,15 @@ from rnnlab.tasks.batching import (
     add_max_length_option,
     bucketed_epoch,
 )
-from rnnlab.tasks.datafiles import (
-    DEFAULT_HELD_OUT,
-    add_split_option,
-    find_split_files,
-    held_out_fractions,
-)
+from rnnlab.tasks.datafiles import add_split_option
 from rnnlab.tasks.parallel import (
-    PAIRED_SUFFIXES,
-    TSV_SUFFIXES,
     Pair,
+    parse_languages,
+    read_pairs,
     read_parallel,
     synthetic_pairs,
 )
+from rnnlab.tasks.segmenter import LEVELS, Segmenter
 from rnnlab.tasks.seq2seq import Hypotheses, Seq2Seq, beam_search, greedy_decode
 from rnnlab.tasks.synthetic import (
     SyntheticTask,
@@ -78,7 +72,6 @@ from rnnlab.tasks.text import PADDING, UNKNOWN, Vocabulary
 
 BEGIN, END = "<s>", "</s>"
 SPECIALS = (PADDING, UNKNOWN, BEGIN, END)  # ids 0..3 on both sides; padding is 0
-LEVELS = ("word", "char", "subword")
 SYNTHETIC_SAMPLE = 20_000  # generated pairs that stand for the synthetic training data
 # (vocabularies, subword model, chance level)
 
@@ -108,78 +101,6 @@ class Translation:
     unknown: list[str]
 
 
-class Segmenter:
-    """Sentences ↔ tokens at one ``level``; a ``subword`` segmenter holds its sentencepiece model.
-
-    Args:
-        level: "word", "char" or "subword".
-        model: the serialized sentencepiece model (``subword`` only).
-    """
-
-    def __init__(self, level: str, model: bytes | None = None) -> None:
-        if level not in LEVELS:
-            raise ValueError(f"unknown level {level!r} (known: {', '.join(LEVELS)})")
-        if (level == "subword") != (model is not None):
-            raise ValueError("a subword segmenter needs its sentencepiece model, and only it")
-        self.level = level
-        self.model = model
-        self._processor: Any = None
-        if model is not None:
-            import sentencepiece
-
-            self._processor = sentencepiece.SentencePieceProcessor(model_proto=model)
-
-    @classmethod
-    def learn(cls, sentences: Sequence[str], vocab_size: int, seed: int) -> Segmenter:
-        """A subword segmenter whose sentencepiece unigram model (at most ``vocab_size`` pieces)
-        is learned from ``sentences``, deterministically for a seed."""
-        import sentencepiece
-
-        if not sentences:
-            raise DataError("no training sentences to learn subwords from")
-        buffer = io.BytesIO()
-        sentencepiece.set_random_generator_seed(int(seed) % (2**31))
-        # minloglevel silences its log (its logstream option needs a real sys.stderr file)
-        try:
-            sentencepiece.SentencePieceTrainer.train(
-                sentence_iterator=iter(sentences), model_writer=buffer, vocab_size=vocab_size,
-                model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
-                bos_id=-1, eos_id=-1, num_threads=1, input_sentence_size=1_000_000,
-                shuffle_input_sentence=True, minloglevel=3)
-        except RuntimeError as error:  # e.g. fewer pieces than the data has characters
-            reason = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
-            raise DataError(f"--subword-vocab {vocab_size}: sentencepiece could not learn "
-                            f"subwords from the training sentences ({reason})") from None
-        return cls("subword", buffer.getvalue())
-
-    def tokens(self, sentence: str) -> list[str]:
-        """The tokens of one sentence."""
-        if self.level == "word":
-            return sentence.split()
-        if self.level == "char":
-            return list(" ".join(sentence.split()))
-        return self._processor.encode(sentence, out_type=str)
-
-    def text(self, tokens: Sequence[str]) -> str:
-        """The sentence of ``tokens`` (inverse of :meth:`tokens` up to whitespace)."""
-        if self.level == "word":
-            return " ".join(tokens)
-        if self.level == "char":
-            return "".join(tokens)
-        return self._processor.decode(list(tokens))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (the subword model as base64)."""
-        return {"level": self.level,
-                "model": None if self.model is None else base64.b64encode(self.model).decode()}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Segmenter:
-        """Inverse of :meth:`to_dict`."""
-        model = state.get("model")
-        return cls(state["level"], None if model is None else base64.b64decode(model))
-
-
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """sacrebleu's corpus BLEU and chrF (0-100) of detokenised hypotheses against one reference
     each."""
@@ -188,17 +109,6 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
     bleu = sacrebleu.corpus_bleu(list(hypotheses), [list(references)])
     chrf = sacrebleu.corpus_chrf(list(hypotheses), [list(references)])
     return {"bleu": float(bleu.score), "chrf": float(chrf.score)}
-
-
-def parse_languages(value: str | None) -> tuple[str, str] | None:
-    """``"de,en"`` → ("de", "en"); None stays None; anything else is a one-line ValueError."""
-    if value is None:
-        return None
-    parts = [part.strip() for part in str(value).split(",")]
-    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
-        raise ValueError(f"--languages expects two different file suffixes such as de,en, got "
-                         f"{value!r}")
-    return parts[0], parts[1]
 
 
 class TranslateTask(Task):
@@ -471,6 +381,9 @@ class TranslateTask(Task):
                          f"{self.words[0]}-{self.words[1]} words: make them smaller")
 
     def _fit_vocabularies(self, training: list[Pair]) -> None:
+        """The segmenter (learned from every training sentence, for subwords), then each side's
+        vocabulary from the training pairs that are trained on (not longer than
+        ``max_length``)."""
         if not training:
             raise DataError("the training data has no sentence pairs")
         if self.level == "subword":
@@ -478,9 +391,11 @@ class TranslateTask(Task):
             self.segmenter = Segmenter.learn(sentences, self.subword_vocab, self.seed)
         else:
             self.segmenter = Segmenter(self.level)
+        tokens = [(self.segmenter.tokens(source), self.segmenter.tokens(target))
+                  for source, target in training]
+        kept = [pair for pair in tokens if all(len(side) <= self.max_length for side in pair)]
         for side, attribute in ((0, "source_vocabulary"), (1, "target_vocabulary")):
-            counts = Counter(chain.from_iterable(
-                self.segmenter.tokens(pair[side]) for pair in training))
+            counts = Counter(chain.from_iterable(pair[side] for pair in kept or tokens))
             for special in SPECIALS:
                 counts.pop(special, None)
             setattr(self, attribute, Vocabulary.from_counts(
@@ -689,53 +604,3 @@ def _teacher_forced(model: nn.Module, batch: Batch) -> tuple[Tensor, Tensor]:
     inputs, gold = batch.targets[:, :-1], batch.targets[:, 1:]  # <s> y_1 .. y_n, y_1 .. </s>
     real = gold != 0
     return model(batch.inputs, batch.lengths, inputs, real), gold[real]
-
-
-def read_pairs(
-    data: Path, languages: tuple[str, str] | None, split: str | float | None, seed: int
-) -> tuple[dict[str, list[Pair]], dict[str, dict[str, Any]]]:
-    """(pairs per split, where each came from): the files' splits, and a seeded share of the
-    training pairs held out for each split without a file (``--split``)."""
-    if not data.exists():
-        raise DataError(f"data file not found: {data}")
-    found = read_parallel(data, languages=languages)
-    if not found.get("train"):
-        raise DataError(f"{data}: the training data has no sentence pairs")
-    fractions = held_out_fractions(split, DEFAULT_HELD_OUT["translate"])
-    files = _split_files(data, languages)
-    sources = {name: {"source": files.get(name, str(data)), "rows": len(pairs)}
-               for name, pairs in found.items()}
-    if split is not None and all(name in found for name in ("valid", "test")):
-        raise ValueError(f"--split holds out part of the training pairs, but {data} has its own "
-                         "valid and test files")
-    order = torch.randperm(len(found["train"]), generator=step_generator(seed, -3)).tolist()
-    shuffled = [found["train"][index] for index in order]
-    for name in ("test", "valid"):
-        if name in found:
-            continue
-        held = max(1, round(fractions[name] * len(found["train"])))
-        if len(shuffled) <= held:
-            raise DataError(f"{data} has too few pairs ({len(found['train'])}) to hold out a "
-                            f"{name} set")
-        found[name], shuffled = shuffled[:held], shuffled[held:]
-        sources[name] = {"source": f"{fractions[name]:g} of {sources['train']['source']} held "
-                                   "out", "rows": held, "held_out": fractions[name]}
-    found["train"] = shuffled
-    sources["train"]["rows"] = len(shuffled)
-    return found, sources
-
-
-def _split_files(data: Path, languages: tuple[str, str] | None) -> dict[str, str]:
-    """{split: a description of its file(s)} for a --data path."""
-    if not data.is_dir():
-        return {"train": str(data)}
-    described: dict[str, str] = {}
-    suffixes = languages or PAIRED_SUFFIXES
-    sides = find_split_files(data, ("." + suffixes[0],))
-    for name, path in find_split_files(data, TSV_SUFFIXES).items():
-        if path is not None:
-            described[name] = str(path)
-    for name, path in sides.items():
-        if path is not None:
-            described[name] = f"{path} + {path.with_suffix('.' + suffixes[1]).name}"
-    return described
