@@ -226,10 +226,10 @@ def greedy_decode(model: Seq2Seq, source: Tensor, lengths: Tensor, *, bos_id: in
 
 
 def _never_produced(log_probs: Tensor, pad_id: int, bos_id: int) -> Tensor:
-    """``log_probs`` (N, V) with padding and ``<bos>`` made impossible: a decoder must never
-    output them (an untrained one would)."""
-    log_probs = log_probs.clone()
-    log_probs[:, [pad_id, bos_id]] = float("-inf")
+    """``log_probs`` (N, V), a fresh tensor of :meth:`Seq2Seq.step`, with padding and ``<bos>``
+    made impossible in place: a decoder must never output them (an untrained one would)."""
+    log_probs[:, pad_id] = float("-inf")
+    log_probs[:, bos_id] = float("-inf")
     return log_probs
 
 
