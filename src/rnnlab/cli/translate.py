@@ -112,11 +112,13 @@ def run(args: argparse.Namespace) -> int:
     paths = (attention_paths(args.attention, numbers, len(sources)) if args.attention
              else None)
     # unknown tokens are found before decoding: nothing is decoded for nothing
-    check_unknown({number: task.encode_source(sources[number - 1])[2] for number in numbers},
+    encoded = [task.encode_source(sources[number - 1]) for number in numbers]
+    check_unknown({number: unknown for number, (_, _, unknown) in zip(numbers, encoded)},
                   args.unknown)
     beam_size = args.beam_size or task.beam_size
     translated = task.translate(loaded.model, [sources[number - 1] for number in numbers],
-                                beam_size=beam_size, batch_size=args.batch_size)
+                                beam_size=beam_size, batch_size=args.batch_size,
+                                encoded=encoded)
     by_line = dict(zip(numbers, translated))
     for number, source in enumerate(sources, start=1):  # a blank line gives a blank line
         item = by_line.get(number)

@@ -112,6 +112,14 @@ def read_parallel(
 
 
 def _read_directory(directory: Path, languages: tuple[str, str] | None) -> dict[str, list[Pair]]:
+    return {split: _read_tsv(source) if target is None else _read_aligned(source, target)
+            for split, (source, target) in _directory_files(directory, languages).items()}
+
+
+def _directory_files(directory: Path, languages: tuple[str, str] | None
+                     ) -> dict[str, tuple[Path, Path | None]]:
+    """{split: (its TSV file, None) or (source file, target file)} of a directory, for the
+    splits found; one-line DataError for a mixed, incomplete or empty layout."""
     source_suffix, target_suffix = _paired_suffixes(languages)
     sources = find_split_files(directory, (source_suffix,))
     targets = find_split_files(directory, (target_suffix,))
@@ -123,7 +131,7 @@ def _read_directory(directory: Path, languages: tuple[str, str] | None) -> dict[
                         f"({paired[0].name}): keep one layout")
     if tables:
         files = require_split_files(directory, TSV_SUFFIXES, required=("train",))
-        return {split: _read_tsv(path) for split, path in files.items() if path is not None}
+        return {split: (path, None) for split, path in files.items() if path is not None}
     if not paired:
         raise DataError(_nothing_found(directory, source_suffix, target_suffix, languages))
     for split in SPLITS:
@@ -133,8 +141,8 @@ def _read_directory(directory: Path, languages: tuple[str, str] | None) -> dict[
             raise DataError(f"{present} has no partner {present.stem}{suffix} (paired files "
                             f"need both sides)")
     require_split_files(directory, (source_suffix,), required=("train",))
-    return {split: _read_aligned(sources[split], targets[split])
-            for split in SPLITS if sources[split] is not None}
+    return {split: (source, targets[split]) for split, source in sources.items()
+            if source is not None}
 
 
 def _paired_suffixes(languages: tuple[str, str] | None) -> tuple[str, str]:
@@ -358,16 +366,8 @@ def read_pairs(
 
 
 def _split_files(data: Path, languages: tuple[str, str] | None) -> dict[str, str]:
-    """{split: a description of its file(s)} for a --data path."""
+    """{split: a description of its file(s)} for a --data path (the files read_parallel read)."""
     if not data.is_dir():
         return {"train": str(data)}
-    described: dict[str, str] = {}
-    suffixes = languages or PAIRED_SUFFIXES
-    sides = find_split_files(data, ("." + suffixes[0],))
-    for name, path in find_split_files(data, TSV_SUFFIXES).items():
-        if path is not None:
-            described[name] = str(path)
-    for name, path in sides.items():
-        if path is not None:
-            described[name] = f"{path} + {path.with_suffix('.' + suffixes[1]).name}"
-    return described
+    return {split: str(source) if target is None else f"{source} + {target.name}"
+            for split, (source, target) in _directory_files(data, languages).items()}

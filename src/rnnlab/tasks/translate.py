@@ -24,7 +24,7 @@ import argparse
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -40,6 +40,7 @@ from rnnlab.tasks.base import (
     StepOutput,
     Task,
     evaluating,
+    mean_step_metrics,
     model_device,
     shard_bounds,
     step_generator,
@@ -508,15 +509,13 @@ class TranslateTask(Task):
         if batch_size <= 0:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         begin, end = self.target_vocabulary.index[BEGIN], self.target_vocabulary.index[END]
-        order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
         tokens: list[list[int]] = [[] for _ in sources]
         scores = [0.0] * len(sources)
         attention: list[Tensor] = [torch.zeros(0, 0)] * len(sources)
         device = model_device(model)
         rows_per_batch = max(1, batch_size // beam_size) if beam_size > 1 else batch_size
         with evaluating(model):
-            for start in range(0, len(order), rows_per_batch):
-                chunk = order[start : start + rows_per_batch]
+            for chunk in _length_chunks(sources, rows_per_batch):
                 batch = self.make_batch([sources[index] for index in chunk], [[]] * len(chunk))
                 source, lengths = batch.inputs.to(device), batch.lengths.to(device)
                 if beam_size == 1:
@@ -540,30 +539,26 @@ class TranslateTask(Task):
         the teacher-forced {"loss", "perplexity", "token_accuracy"}."""
         self.check_split(split)
         sources, targets = self.encoded(split)
-        total_loss, total_correct, total_count = 0.0, 0.0, 0
-        order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
         device = model_device(model)
-        with evaluating(model):
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                batch = self.make_batch([sources[row] for row in rows],
-                                        [targets[row] for row in rows]).to(device)
-                output = self.step(model, batch)
-                total_loss += float(output.loss) * output.count
-                total_correct += output.metrics["token_accuracy"] * output.count
-                total_count += output.count
+        batches = (self.make_batch([sources[row] for row in rows],
+                                   [targets[row] for row in rows]).to(device)
+                   for rows in _length_chunks(sources, batch_size))
+        forced = mean_step_metrics(self, model, batches)  # {"loss", "token_accuracy"}
         hypotheses = self.decode(model, sources, beam_size=beam_size or self.beam_size,
                                  batch_size=batch_size)
         references = [target for _, target in self.pairs[split]]
-        loss = total_loss / max(total_count, 1)
         return {**corpus_scores([self.target_text(ids) for ids in hypotheses.tokens], references),
-                "loss": loss, "perplexity": math.exp(min(loss, 700.0)),
-                "token_accuracy": total_correct / max(total_count, 1)}
+                "loss": forced["loss"], "perplexity": math.exp(min(forced["loss"], 700.0)),
+                "token_accuracy": forced["token_accuracy"]}
 
     def translate(self, model: nn.Module, sentences: Sequence[str], *, beam_size: int,
-                  batch_size: int) -> list[Translation]:
-        """Translate raw source sentences, in the order given."""
-        encoded = [self.encode_source(sentence) for sentence in sentences]
+                  batch_size: int,
+                  encoded: Sequence[tuple[list[int], list[str], list[str]]] | None = None
+                  ) -> list[Translation]:
+        """Translate raw source sentences, in the order given; ``encoded``: their
+        :meth:`encode_source` when the caller has it already."""
+        if encoded is None:
+            encoded = [self.encode_source(sentence) for sentence in sentences]
         found = self.decode(model, [ids for ids, _, _ in encoded], beam_size=beam_size,
                             batch_size=batch_size)
         results = []
@@ -590,6 +585,14 @@ class TranslateTask(Task):
         constant = Counter(target for _, target in training).most_common(1)[0][0]
         references = [target for _, target in self.pairs[split]]
         return corpus_scores([constant] * len(references), references)
+
+
+def _length_chunks(sources: Sequence[list[int]], size: int) -> Iterator[list[int]]:
+    """The indices of ``sources`` in chunks of at most ``size``, shortest first (batches of
+    similar length, so little padding)."""
+    order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
 
 
 def _ids(vocabulary: Vocabulary, tokens: Sequence[str]) -> list[int]:
